@@ -11,6 +11,8 @@ COMMAND_MODULES = (
     "lorawan",
     "airtime",
     "payload",
+    "tic",
+    "sim",
 )
 
 

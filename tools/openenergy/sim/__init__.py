@@ -1,0 +1,1 @@
+"""The simulator: unmodified firmware on virtual boards, a virtual radio and a virtual clock."""
