@@ -51,6 +51,3 @@ def main(argv=None):
         print("openenergy: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
