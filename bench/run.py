@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 def main(argv):
     wanted = set(argv)
     for path in sorted(HERE.glob("bench_*.py")):
-        name = path.stem[len("bench_"):]
+        name = path.stem[len("bench_") :]
         if wanted and name not in wanted:
             continue
         print("=" * 72)

@@ -42,7 +42,8 @@ def resolve(image):
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
         raise ConfigError(
-            "image: expected 'sensor', 'nanogateway' or a folder with a manifest.json, got %r" % str(image)
+            "image: expected 'sensor', 'nanogateway' or a folder with a manifest.json, got %r"
+            % str(image)
         )
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -63,6 +64,8 @@ def resolve(image):
     for module in libs:
         host = LIB_DIR / (module + ".py")
         if not host.is_file():
-            raise ConfigError("image: %s needs lib module %r, which does not exist" % (manifest_path, module))
+            raise ConfigError(
+                "image: %s needs lib module %r, which does not exist" % (manifest_path, module)
+            )
         entries.append((host, "/flash/lib/" + module + ".py"))
     return Image(name=folder.name, folder=folder, entries=tuple(entries))
