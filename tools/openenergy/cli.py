@@ -13,6 +13,9 @@ COMMAND_MODULES = (
     "payload",
     "tic",
     "sim",
+    "provision",
+    "register",
+    "sniff",
 )
 
 
@@ -50,4 +53,3 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("openenergy: interrupted", file=sys.stderr)
         return 130
-
