@@ -56,6 +56,7 @@ class Task:
         self.error = None
         self.result = None
         self._wake_event = None
+        self.kill_pending = False
         self.on_exit = []
 
     def _main(self, *_first_switch_value):
@@ -75,7 +76,13 @@ class Task:
         return not self.done
 
     def kill(self):
-        """Stop the task now; its pending wake-up is cancelled. Safe to call from anywhere."""
+        """Stop the task; its pending wake-up is cancelled. Safe to call from anywhere.
+
+        From the hub the task unwinds at once. From the task itself TaskKilled is raised. From
+        another task the unwinding is deferred to a hub event at the same instant (throwing into
+        a greenlet from a sibling would return control to the hub, not to the caller); until
+        then the task cannot be resumed by anything else.
+        """
         if self.done:
             return
         if self._wake_event is not None:
@@ -86,8 +93,15 @@ class Task:
             for callback in self.on_exit:
                 callback(self)
             return
-        if greenlet.getcurrent() is self.glet:
+        current = greenlet.getcurrent()
+        if current is self.glet:
             raise TaskKilled()
+        if current is not self.scheduler.hub:
+            self.kill_pending = True
+            self._wake_event = self.scheduler.call_at(
+                self.scheduler.now_us(), self.scheduler._resume, self, None
+            )
+            return
         self.glet.throw(TaskKilled())
 
     def __repr__(self):
@@ -107,6 +121,11 @@ class Scheduler:
         self._wall_start = None
         self.current_task = None
         self.stopped = False
+        self.events_run = 0
+        # Real-time mode: idle_hook(seconds) is called instead of sleeping while waiting for the
+        # wall clock; it may block up to that long and schedule new events (datagrams from real
+        # peers), which are then looked at first.
+        self.idle_hook = None
 
     # -- time --------------------------------------------------------------------------------
     def now_us(self):
@@ -140,7 +159,11 @@ class Scheduler:
         previous = self.current_task
         self.current_task = task
         try:
-            task.glet.switch(value)
+            if task.kill_pending:
+                task.kill_pending = False
+                task.glet.throw(TaskKilled())
+            else:
+                task.glet.switch(value)
         finally:
             self.current_task = previous
 
@@ -189,30 +212,58 @@ class Scheduler:
             self._wall_start = time.monotonic() - self._now / 1e6 / self.speed
         self.stopped = False
         queue = self._queue
-        while queue and not self.stopped:
+        while not self.stopped:
+            if not queue:
+                if self.realtime and self.idle_hook is not None and until_us is not None:
+                    if self._wait_wall(until_us):
+                        continue
+                break
             event = queue[0]
             if until_us is not None and event.time_us > until_us:
+                if self.realtime and self.idle_hook is not None and self._wait_wall(until_us):
+                    continue
                 break
-            heapq.heappop(queue)
             if event.cancelled:
+                heapq.heappop(queue)
                 continue
             if event.time_us > self._now:
-                if self.realtime:
-                    self._sleep_until_wall(event.time_us)
+                if self.realtime and self._wait_wall(event.time_us):
+                    continue  # something new was scheduled meanwhile: look at the queue again
                 self._now = event.time_us
                 if on_advance is not None:
                     on_advance(self._now)
+            heapq.heappop(queue)
+            self.events_run += 1
             event.func(*event.args)
         if until_us is not None and not self.stopped and self._now < until_us:
             self._now = until_us
             if on_advance is not None:
                 on_advance(self._now)
 
-    def _sleep_until_wall(self, time_us):
+    def _wait_wall(self, time_us):
+        """Real-time mode: wait until virtual time_us on the wall clock.
+
+        Returns True when the idle hook scheduled something while waiting (the caller then looks
+        at the queue again), False once the wall clock has reached time_us.
+        """
         target = self._wall_start + time_us / 1e6 / self.speed
-        delay = target - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        while True:
+            delay = target - time.monotonic()
+            if delay <= 0:
+                return False
+            if self.idle_hook is None:
+                time.sleep(delay)
+                return False
+            before = len(self._queue)
+            self.idle_hook(delay)
+            if len(self._queue) != before:
+                return True
+
+    def wall_now_us(self):
+        """Real-time mode: the virtual instant the wall clock is at now (never before now_us)."""
+        if not self.realtime or self._wall_start is None:
+            return self._now
+        return max(self._now, int((time.monotonic() - self._wall_start) * 1e6 * self.speed))
 
     def pending(self):
         return sum(1 for e in self._queue if not e.cancelled)

@@ -1,0 +1,7 @@
+"""RAM state: lost on every reboot."""
+touched = 0
+
+
+def touch():
+    global touched
+    touched += 1
