@@ -1,7 +1,6 @@
 """The virtual clock: ordering, sleeping, signals, kills and determinism."""
 
 import pytest
-
 from openenergy.sim.clock import Scheduler, Signal, SimulationError
 
 

@@ -341,8 +341,9 @@ def test_lora_object_is_a_singleton_and_validates_like_the_firmware():
             lora.init(**kwargs)
     with pytest.raises(OSError):
         LoRa(1)
-    with pytest.raises(NotImplementedError, match="soft MAC"):
-        LoRa(mode=LoRa.LORAWAN, region=LoRa.EU868)
+    lorawan = LoRa(mode=LoRa.LORAWAN, region=LoRa.EU868)  # the soft-MAC stack (lorawan_mode.py)
+    assert lorawan is lora and lora.has_joined() is False
+    LoRa(mode=LoRa.LORA, region=LoRa.EU868)
     with pytest.raises(OSError):
         lora.join(activation=LoRa.OTAA, auth=(b"\x00" * 8, b"\x00" * 16))
 

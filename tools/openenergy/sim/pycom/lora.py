@@ -154,10 +154,21 @@ def set_lorawan_mac_factory(factory):
     nvram_erase(); socket_send(sock, data) -> int and socket_recv(sock, size) -> bytes for
     AF_LORA sockets (sock.port, sock.dr, sock.confirmed, sock._timeout_ms: -1 blocking,
     0 non-blocking). It drives the radio through the driver's primitives and reports through
-    driver.fire_event(flag) and the driver's stats fields (tx_trials, sftx, rssi, ...).
+    driver.fire_event(flag). In LoRaWAN mode lora.py also hands it stats() (values in Stats
+    order), socket_recvfrom(sock, size) -> (bytes, port), tx_space(), set_power_mode(mode) and
+    light_sleep(). Without a registered factory, lorawan_mode.LoRaWANStack is used.
     """
     global _mac_factory
     _mac_factory = factory
+
+
+def _lorawan_factory():
+    """The registered MAC factory; by default the soft-MAC emulation of Pycom's stack."""
+    if _mac_factory is None:
+        from openenergy.sim.pycom import lorawan_mode
+
+        set_lorawan_mac_factory(lorawan_mode.LoRaWANStack)
+    return _mac_factory
 
 
 class _Config:
@@ -299,6 +310,9 @@ class LoRaDriver:
         """machine.sleep(): the firmware puts the radio to sleep (after a frame in progress)."""
         if not self.alive or self.state == _NOINIT:
             return
+        if self.mac is not None:
+            self.mac.light_sleep()
+            return
         if self.busy:
             self.commands.append(_Command("sleep"))
         else:
@@ -311,6 +325,9 @@ class LoRaDriver:
 
     def set_power_mode(self, power_mode):
         self.config.power_mode = power_mode
+        if self.config.mode == LORAWAN and self.mac is not None:
+            self.mac.set_power_mode(power_mode)  # the LoRaWAN MAC owns the radio
+            return
         kind = "wake" if power_mode == ALWAYS_ON else "sleep"
         self._submit(_Command(kind), True)
 
@@ -353,6 +370,9 @@ class LoRaDriver:
     def _apply_init(self, config):
         self.config = config
         self.joined = False
+        if config.mode == LORAWAN:
+            self.state = _IDLE  # INIT in LoRaWAN mode leaves the radio to LoRaMac (no setup)
+            return
         if config.power_mode == ALWAYS_ON:
             self._listen()
         else:
@@ -791,11 +811,8 @@ class LoRa:
         c.device_class = int(device_class)
         if c.device_class not in (CLASS_A, CLASS_C):
             raise ValueError(f"invalid device_class {c.device_class}")
-        if c.mode == LORAWAN:
-            if _mac_factory is None:
-                raise NotImplementedError("simulator: LoRaWAN mode arrives with the soft MAC")
-            if driver.mac is None:
-                driver.mac = _mac_factory(driver)
+        if c.mode == LORAWAN and driver.mac is None:
+            driver.mac = _lorawan_factory()(driver)
         driver.configure(c)
         if c.mode == LORAWAN:
             driver.mac.init(c)
@@ -864,11 +881,16 @@ class LoRa:
         driver.commands.clear()
         for command in dropped:
             driver._complete(command)  # lora_reset() empties the queue; waiting senders return
-        driver.configure(driver.config.copy())
+        config = driver.config.copy()
+        driver.configure(config)
+        if config.mode == LORAWAN and driver.mac is not None:
+            driver.mac.init(config)
 
     # -- status ---------------------------------------------------------------------------
     def stats(self):
         d = self._d
+        if d.config.mode == LORAWAN and d.mac is not None:
+            return Stats(*d.mac.stats())
         return Stats(
             d.rx_timestamp,
             d.rssi,
@@ -1052,6 +1074,9 @@ class LoRaSocket:
         return data
 
     def recvfrom(self, size):
+        if self._lorawan():
+            self._check()
+            return self._driver.mac.socket_recvfrom(self, int(size))
         return self.recv(size), 0
 
     def sendto(self, data, address):
@@ -1107,6 +1132,8 @@ class LoRaSocket:
 
     def writable(self):
         """select/poll helper: the command queue has room."""
+        if self._lorawan():
+            return self._open and self._driver.mac.tx_space()
         return self._open and self._driver.tx_space()
 
     def __enter__(self):
