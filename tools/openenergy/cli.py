@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "provision",
     "register",
     "sniff",
+    "plan",
 )
 
 

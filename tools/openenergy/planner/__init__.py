@@ -1,0 +1,1 @@
+"""Capacity planner: delivery ratio against sensors for nano gateways (model, report)."""
