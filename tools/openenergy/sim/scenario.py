@@ -5,9 +5,11 @@ meters wired to devices, and the faults to inject. Identities and keys a scenari
 deterministically from the seed, so the same file and seed always describe the same building.
 """
 
+import calendar
 import math
 import random
 import re
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,7 @@ _TOP_KEYS = {
     "radio",
 }
 _BOARD_KEYS = {"name", "image", "position", "count", "config", "meter", "spacing"}
-_FAULT_KEYS = {"kind", "target", "at", "duration", "probability", "ppm"}
+_FAULT_KEYS = {"kind", "target", "at", "duration", "probability", "ppm", "count", "within"}
 
 
 def parse_duration_us(value, field_name="duration"):
@@ -67,8 +69,16 @@ class BoardSpec:
     image: str
     position: tuple
     config: dict = field(default_factory=dict)
-    meter: dict = field(default_factory=dict)
+    meter: dict | list = field(default_factory=dict)  # one table, or a list of tables
     mac: bytes = b""  # 6-byte WiFi MAC; the LoRa DevEUI and gateway EUI derive from it
+    group: str = ""  # the [[device]]/[[gateway]] table's name (replicas share it)
+
+    @property
+    def meters(self):
+        """The simulated meters wired to the board: a list of tables (empty: none)."""
+        if isinstance(self.meter, dict):
+            return [self.meter] if self.meter else []
+        return list(self.meter)
 
     @property
     def lora_mac(self):
@@ -97,6 +107,18 @@ class Scenario:
     radio: dict
     start_time: str
     source: str = ""
+
+    @property
+    def epoch_s(self):
+        """start_time as seconds since 1970 (UTC): the true time at virtual time 0."""
+        return calendar.timegm(time.strptime(self.start_time, "%Y-%m-%dT%H:%M:%SZ"))
+
+    @property
+    def folder(self):
+        """The scenario file's folder (relative paths in it, e.g. profile CSVs, start there)."""
+        if self.source and not self.source.startswith("<"):
+            return Path(self.source).resolve().parent
+        return Path.cwd()
 
     def boards(self):
         return self.gateways + self.devices
@@ -154,10 +176,12 @@ def parse(data, seed=None, duration=None, source="<scenario>"):
     devices = _boards(data.get("device", []), "device", seed, used_names, used_macs)
     if not gateways and not devices:
         raise ConfigError("scenario: expected at least one [[gateway]] or [[device]] table")
-    faults = [
-        _fault(i, f, used_names, duration_us)
-        for i, f in enumerate(_table_list(data.get("fault", []), "fault"))
-    ]
+    groups = {}
+    for spec in gateways + devices:
+        groups.setdefault(spec.group, []).append(spec.name)
+    faults = []
+    for i, table in enumerate(_table_list(data.get("fault", []), "fault")):
+        faults.extend(_fault(i, table, used_names, groups, duration_us, seed))
     for key in ("server", "radio"):
         if not isinstance(data.get(key, {}), dict):
             raise ConfigError("%s: expected a table" % key)
@@ -216,8 +240,15 @@ def _boards(tables, role, seed, used_names, used_macs):
         meter = table.get("meter", {})
         if not isinstance(config, dict):
             raise ConfigError("%s.config: expected a table of configuration overrides" % where)
-        if not isinstance(meter, dict):
-            raise ConfigError("%s.meter: expected a table describing the simulated meter" % where)
+        if not isinstance(meter, dict) and not (
+            isinstance(meter, list) and all(isinstance(m, dict) for m in meter)
+        ):
+            raise ConfigError(
+                "%s.meter: expected a table (or [[...meter]] tables) describing the simulated meter"
+                % where
+            )
+        if meter and role != "device":
+            raise ConfigError("%s.meter: only a [[device]] has a meter" % where)
         for replica in range(count):
             board_name = name if count == 1 else "%s-%d" % (name, replica + 1)
             if board_name in used_names:
@@ -236,8 +267,9 @@ def _boards(tables, role, seed, used_names, used_macs):
                     image=image,
                     position=(x, y),
                     config=dict(config),
-                    meter=dict(meter),
+                    meter=dict(meter) if isinstance(meter, dict) else [dict(m) for m in meter],
                     mac=_mac_for(seed, board_name, used_macs),
+                    group=name,
                 )
             )
     return specs
@@ -258,7 +290,9 @@ def identity_rng(seed, name):
     return random.Random("keys:%d:%s" % (seed, name))
 
 
-def _fault(index, table, names, duration_us):
+def _fault(index, table, names, groups, duration_us, seed):
+    """The FaultSpecs of one [[fault]] table: one per target board (a group name stands for all
+    its replicas) and, for a power_cut with count > 1, one per cut at seeded random instants."""
     where = "fault[%d]" % index
     unknown = sorted(set(table) - _FAULT_KEYS)
     if unknown:
@@ -275,9 +309,14 @@ def _fault(index, table, names, duration_us):
     if kind == "server_outage":
         if target is not None:
             raise ConfigError("%s.target: a server_outage has no target (omit it)" % where)
+        targets = [None]
     elif kind == "radio_loss" and target is None:
-        pass  # the whole medium
-    elif target not in names:
+        targets = [None]  # the whole medium
+    elif target in names:
+        targets = [target]
+    elif isinstance(target, str) and target in groups:
+        targets = list(groups[target])
+    else:
         raise ConfigError("%s.target: expected the name of a board, got %r" % (where, target))
     at_us = parse_duration_us(table.get("at", 0), where + ".at")
     length = (
@@ -297,11 +336,35 @@ def _fault(index, table, names, duration_us):
         isinstance(ppm, bool) or not isinstance(ppm, (int, float)) or not -1000 <= ppm <= 1000
     ):
         raise ConfigError("%s.ppm: expected a number -1000..1000, got %r" % (where, ppm))
-    return FaultSpec(
-        kind=kind,
-        target=target,
-        at_us=at_us,
-        duration_us=length,
-        probability=float(probability),
-        ppm=float(ppm),
+    count = table.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
+        raise ConfigError("%s.count: expected an integer 1..1000000, got %r" % (where, count))
+    if count > 1 and kind != "power_cut":
+        raise ConfigError("%s.count: only a power_cut repeats (count > 1)" % where)
+    if "within" in table and count == 1:
+        raise ConfigError("%s.within: only with count > 1" % where)
+    within = (
+        parse_duration_us(table["within"], where + ".within")
+        if "within" in table
+        else max(0, duration_us - at_us)
     )
+    specs = []
+    for target_name in targets:
+        if count == 1:
+            instants = [at_us]
+        else:
+            # count cuts at random instants in [at, at + within), from the seed: repeatable
+            rng = random.Random("fault:%d:%d:%s" % (seed, index, target_name))
+            instants = sorted(at_us + rng.randrange(max(1, within)) for _ in range(count))
+        for instant in instants:
+            specs.append(
+                FaultSpec(
+                    kind=kind,
+                    target=target_name,
+                    at_us=instant,
+                    duration_us=length,
+                    probability=float(probability),
+                    ppm=float(ppm),
+                )
+            )
+    return specs
