@@ -24,7 +24,8 @@ setup: $(STAMP) $(NODE_STAMP)
 
 ## The simulated building: one nano gateway, a few meters, one simulated day.
 demo: $(STAMP)
-	$(VENV)/bin/openenergy sim run examples/building.toml --json out/building.json
+	mkdir -p out
+	$(VENV)/bin/openenergy sim run examples/building.toml --json out/building.json --plot out/building.png
 
 ## The whole suite (what CI runs).
 test: $(STAMP) $(NODE_STAMP)

@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "register",
     "sniff",
     "plan",
+    "flash",
+    "board",
 )
 
 

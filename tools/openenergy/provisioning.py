@@ -57,13 +57,15 @@ class ProvisionError(OpenEnergyError):
 
 
 def read_lora_mac(port):
-    """The board's LoRa MAC (its DevEUI, 8 bytes) read over the serial port `port`.
+    """The board's LoRa MAC (its DevEUI, 8 bytes) read over the serial port `port` ('auto':
+    found by USB id); the board is reset afterwards so its firmware runs again.
+    BoardError (one line, starting with --port when the port cannot be opened) otherwise."""
+    from openenergy import boardlink
 
-    The seam for board access: `openenergy flash` brings mpremote and replaces this body.
-    """
-    raise CliError(
-        "--port: board access arrives with `openenergy flash`; give the DevEUI with --dev-eui"
-    )
+    with boardlink.open_board(port) as board:
+        mac = board.lora_mac()
+        board.reset()
+    return mac
 
 
 def generate_dev_eui(token_bytes=secrets.token_bytes):

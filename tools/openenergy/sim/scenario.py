@@ -17,6 +17,8 @@ from pathlib import Path
 from errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$")
+_DURATION_PARTS = re.compile(r"^(?:\d+(?:\.\d+)?(?:us|ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h|d)")
 _UNIT_US = {
     "us": 1,
     "ms": 1_000,
@@ -38,13 +40,14 @@ _TOP_KEYS = {
     "fault",
     "server",
     "radio",
+    "stagger",
 }
-_BOARD_KEYS = {"name", "image", "position", "count", "config", "meter", "spacing"}
+_BOARD_KEYS = {"name", "image", "position", "count", "config", "meter", "spacing", "power_on"}
 _FAULT_KEYS = {"kind", "target", "at", "duration", "probability", "ppm", "count", "within"}
 
 
 def parse_duration_us(value, field_name="duration"):
-    """'90s', '15m', '6h', '2d', '250ms' or a number of seconds -> integer microseconds."""
+    """'90s', '15m', '6h', '2d', '250ms', '1h30m' or a number of seconds -> integer µs."""
     if isinstance(value, bool):
         raise ConfigError(
             "%s: expected a duration like 90s, 15m, 6h, 2d, got %r" % (field_name, value)
@@ -57,6 +60,11 @@ def parse_duration_us(value, field_name="duration"):
         match = _DURATION.match(value)
         if match:
             return int(round(float(match.group(1)) * _UNIT_US[match.group(2) or "s"]))
+        if _DURATION_PARTS.match(value.strip()):  # "1h30m", "5m30s"
+            return sum(
+                int(round(float(number) * _UNIT_US[unit]))
+                for number, unit in _DURATION_PART.findall(value.strip())
+            )
     raise ConfigError("%s: expected a duration like 90s, 15m, 6h, 2d, got %r" % (field_name, value))
 
 
@@ -72,6 +80,7 @@ class BoardSpec:
     meter: dict | list = field(default_factory=dict)  # one table, or a list of tables
     mac: bytes = b""  # 6-byte WiFi MAC; the LoRa DevEUI and gateway EUI derive from it
     group: str = ""  # the [[device]]/[[gateway]] table's name (replicas share it)
+    power_on_us: int = 0  # virtual time at which the board is powered on
 
     @property
     def meters(self):
@@ -170,10 +179,11 @@ def parse(data, seed=None, duration=None, source="<scenario>"):
             % (start_time,)
         )
 
+    stagger_us = parse_duration_us(data.get("stagger", "2m"), "stagger")
     used_names = set()
     used_macs = set()
-    gateways = _boards(data.get("gateway", []), "gateway", seed, used_names, used_macs)
-    devices = _boards(data.get("device", []), "device", seed, used_names, used_macs)
+    gateways = _boards(data.get("gateway", []), "gateway", seed, used_names, used_macs, 0)
+    devices = _boards(data.get("device", []), "device", seed, used_names, used_macs, stagger_us)
     if not gateways and not devices:
         raise ConfigError("scenario: expected at least one [[gateway]] or [[device]] table")
     groups = {}
@@ -204,7 +214,7 @@ def _table_list(value, what):
     return value
 
 
-def _boards(tables, role, seed, used_names, used_macs):
+def _boards(tables, role, seed, used_names, used_macs, stagger_us):
     specs = []
     for index, table in enumerate(_table_list(tables, role)):
         where = "%s[%d]" % (role, index)
@@ -238,6 +248,9 @@ def _boards(tables, role, seed, used_names, used_macs):
             raise ConfigError("%s.spacing: expected metres >= 0, got %r" % (where, spacing))
         config = table.get("config", {})
         meter = table.get("meter", {})
+        power_on = table.get("power_on")
+        if power_on is not None:
+            power_on = parse_duration_us(power_on, where + ".power_on")
         if not isinstance(config, dict):
             raise ConfigError("%s.config: expected a table of configuration overrides" % where)
         if not isinstance(meter, dict) and not (
@@ -260,6 +273,13 @@ def _boards(tables, role, seed, used_names, used_macs):
                 angle = replica * 2.399963  # golden angle: even spread
                 radius = spacing * math.sqrt(replica)
                 x, y = x + radius * math.cos(angle), y + radius * math.sin(angle)
+            # Boards switched on at the same instant would keep reporting in step: devices
+            # power on at seeded random instants within `stagger`, unless power_on is given.
+            on_us = power_on
+            if on_us is None:
+                on_us = random.Random("power:%d:%s" % (seed, board_name)).randrange(
+                    max(1, stagger_us)
+                )
             specs.append(
                 BoardSpec(
                     role=role,
@@ -270,6 +290,7 @@ def _boards(tables, role, seed, used_names, used_macs):
                     meter=dict(meter) if isinstance(meter, dict) else [dict(m) for m in meter],
                     mac=_mac_for(seed, board_name, used_macs),
                     group=name,
+                    power_on_us=on_us,
                 )
             )
     return specs

