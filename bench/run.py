@@ -12,7 +12,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv):
-    wanted = set(argv)
+    # Options (like --quick) are left in sys.argv for the benches; other words pick benches.
+    wanted = set(a for a in argv if not a.startswith("-"))
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem[len("bench_") :]
         if wanted and name not in wanted:
