@@ -1,7 +1,8 @@
 """select/uselect.poll for the stub sockets (registered as `uselect` by _harness.install()).
 
-poll(timeout_ms) returns at once when a registered socket has a datagram waiting; otherwise the
-timeout passes in virtual time (the bench hooks run) and readiness is checked again.
+poll(timeout_ms) returns at once when a registered socket has a datagram (or a radio frame)
+waiting; otherwise virtual time passes in slices of at most SLICE_MS (the bench hooks run after
+each) and the poll returns as soon as a socket is readable, as a real poll wakes on arrival.
 """
 
 import _harness
@@ -10,6 +11,7 @@ POLLIN = 0x0001
 POLLOUT = 0x0004
 POLLERR = 0x0008
 POLLHUP = 0x0010
+SLICE_MS = 10
 
 
 class _Poll:
@@ -40,8 +42,14 @@ class _Poll:
         ready = self._ready()
         if ready or timeout_ms == 0:
             return ready
-        _harness.idle((timeout_ms if timeout_ms > 0 else 1000) * 1000)
-        return self._ready()
+        left_ms = timeout_ms if timeout_ms > 0 else 1000
+        while True:
+            step = left_ms if left_ms < SLICE_MS else SLICE_MS
+            _harness.idle(step * 1000)
+            left_ms -= step
+            ready = self._ready()
+            if ready or left_ms <= 0:
+                return ready
 
     def ipoll(self, timeout_ms=-1, flags=0):
         return iter(self.poll(timeout_ms))

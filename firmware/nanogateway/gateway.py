@@ -3,11 +3,17 @@
 main() never returns. A bad /flash/config.json prints why on the console and blinks an LED
 code forever, before the watchdog starts, so the board does not reset in a loop. After start
 the single main loop polls the radio, the downlink transmitter, the link and the server's
-datagrams, then waits on the UDP socket for at most LOOP_MAX_MS (shorter when a frame is due):
-frames at one SF/BW are at least twice that far apart, so stats() still describes the frame
-just read. The IRQ handlers (LoRa events, TX alarm, IRQ heartbeat) only count, set flags and
-micropython.schedule() the urgent part (capture and transmitter), which is guarded against
-running inside the main loop's own radio and queue work.
+datagrams, then waits in one uselect poll on the UDP socket and the radio's AF_LORA socket until
+the next deadline (downlink alarm, keepalive/stat, LED flash), at most LOOP_IDLE_MS: a received
+frame or datagram ends the wait at once, so an uplink is forwarded within milliseconds of its
+RX-done while an idle gateway wakes once a second. The IRQ handlers (LoRa events, TX alarm, IRQ
+heartbeat) only count, set flags and micropython.schedule() the urgent part (capture and
+transmitter), which is guarded against running inside the main loop's own radio and queue work.
+During the wait the scheduled part runs the transmitter only and leaves frames in the radio's
+socket, where they end the poll (a frame captured there would not); a frame captured earlier
+in the pass makes the wait zero. When the radio socket cannot be polled, the wait is at most
+loop_ms (LOOP_MIN_MS..LOOP_MAX_MS): frames at one SF/BW are at least twice that far apart, so
+stats() still describes the frame read after it.
 The hardware watchdog (WDT_TIMEOUT_MS) is fed only while the loop runs without repeated
 errors and the IRQ thread still answers its heartbeat alarm (an exception escaping any
 callback kills that thread on Pycom: only a reset brings callbacks back).
@@ -39,6 +45,7 @@ IRQ_BEAT_S = const(5)
 IRQ_DEAD_MS = const(20000)
 LOOP_MAX_MS = const(20)
 LOOP_MIN_MS = const(5)
+LOOP_IDLE_MS = const(1000)
 GC_QUIET_US = const(200000)
 GC_EVERY_MS = const(60000)
 ALIVE_LOG_MS = const(600000)
@@ -156,6 +163,7 @@ class Gateway:
         self.loop_ms = loop_ms(cfg["sf"], bw_hz)
         self.busy = False
         self.deferred = False
+        self.waiting = False
         self.irq_beats = 0
         self._seen_beats = 0
         self._beat_ms = 0
@@ -232,6 +240,7 @@ class Gateway:
             cfg["tx_start_latency_us"],
         )
         self.radio.start(self._wake)
+        self.link.watch(self.radio.sock, self.loop_ms)
         self.clock.now()
         self.link.start(self.clock.ms)
         self.led.set(leds.WIFI_WAIT)
@@ -260,18 +269,19 @@ class Gateway:
             if self.busy:
                 self.deferred = True
                 return
-            self._urgent()
+            self._urgent(not self.waiting)
         except Exception as exc:
             self.log.exc(exc, "scheduled radio work failed")
 
     # -- main-loop side ----------------------------------------------------------------------
-    def _urgent(self):
+    def _urgent(self, capture=True):
         """Capture waiting frames and run the transmitter; never nested in itself. Also runs
         as a scheduled callback inside the main loop, so it reads ticks_cpu itself and leaves
         the Clock (not reentrant) alone."""
         self.busy = True
         try:
-            self.radio.capture()
+            if capture:
+                self.radio.capture()
             self.downlinks.service(self.ticks())
         finally:
             self.busy = False
@@ -303,6 +313,7 @@ class Gateway:
     def step(self):
         """One pass of the main loop, ending with the wait."""
         self._urgent()
+        self.clock.now()  # the wait may have lasted LOOP_IDLE_MS: LED flashes need the time
         forwarded = self._forward()
         now_us = self.clock.now()
         now_ms = self.clock.ms
@@ -310,7 +321,7 @@ class Gateway:
         quiet = deadline is None or deadline > DNS_QUIET_US
         if self.link.tick(now_ms, quiet):
             self.forwarder.opened(now_ms)
-        self.forwarder.tick(now_ms)
+        until_upstream = self.forwarder.tick(now_ms)
         handled = 0
         while self._readable and handled < 8:
             data = self.link.recv()
@@ -324,7 +335,11 @@ class Gateway:
             self._dirty = True
         self._status(now_ms)
         self._housekeeping()
-        self._readable = self.link.wait(self._timeout())
+        self.waiting = True  # from here on, frames stay in the radio socket and end the wait
+        try:
+            self._readable = self.link.wait(self._timeout(until_upstream))
+        finally:
+            self.waiting = False
 
     def _forward(self):
         radio = self.radio
@@ -384,15 +399,24 @@ class Gateway:
             self._gc_ms = now_ms
             self.hw.gc.collect()
 
-    def _timeout(self):
+    def _timeout(self, until_upstream):
+        """ms to wait: 0 with a captured frame or deferred radio work, else until the first
+        deadline (downlink, keepalive/stat, LED flash), at most LOOP_IDLE_MS."""
+        if self.radio.pending() or self.deferred:
+            return 0
         now_us = self.clock.now()
-        timeout = self.loop_ms
+        timeout = LOOP_IDLE_MS
+        if until_upstream is not None and until_upstream < timeout:
+            timeout = until_upstream
+        led = self.led.due_ms(self.clock.ms)
+        if led is not None and led < timeout:
+            timeout = led
         deadline = self.downlinks.next_deadline_us(now_us)
         if deadline is not None:
             ms = deadline // 1000
             if ms < timeout:
-                timeout = ms if ms > 0 else 0
-        return timeout
+                timeout = ms
+        return timeout if timeout > 0 else 0
 
     def _feed(self):
         now_ms = self.clock.ms

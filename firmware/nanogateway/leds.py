@@ -68,6 +68,13 @@ class Leds:
         self._flash_until = now_ms + FLASH_MS
         self._show(color)
 
+    def due_ms(self, now_ms):
+        """ms until tick() has something to do (the end of a flash), or None."""
+        until = self._flash_until
+        if until is None:
+            return None
+        return until - now_ms if until > now_ms else 0
+
     def tick(self, now_ms):
         if self._flash_until is not None and now_ms >= self._flash_until:
             self._flash_until = None

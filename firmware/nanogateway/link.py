@@ -10,6 +10,9 @@ the link is back within seconds of the access point; the socket is re-created wi
 DNS lookup after the server was lost, at most every 5, 10, 20, 30 s; a failed lookup is
 retried after 2 s doubling to 30 s, the last address staying in use meanwhile. Datagrams from
 any address but the server's are dropped (counted).
+wait() polls the UDP socket and a watched stream (the radio's AF_LORA socket: Pycom's
+lora_socket_ioctl answers MP_STREAM_POLL), so it ends when either becomes readable; when the
+watched stream cannot be polled it sleeps at most the fallback period given to watch().
 Times are int ms of the gateway's monotonic clock (never the RTC: it jumps at NTP sync).
 """
 
@@ -78,6 +81,9 @@ class Link:
         self.addr = None
         self.sock = None
         self.poller = None
+        self.watching = False  # the poller includes the watched stream
+        self._watched = None
+        self._fallback_ms = 0
         self.need_dns = True
         self._connect_started = None
         self._wifi_timeout_ms = WIFI_TIMEOUT_FIRST_MS
@@ -232,20 +238,40 @@ class Link:
             return False
         self.sock = sock
         self.opened += 1
-        poller = None
-        if self._select is not None:
-            try:
-                poller = self._select.poll()
-                poller.register(sock, self._select.POLLIN)
-            except Exception:
-                poller = None
-        self.poller = poller
+        self._new_poller()
         return True
+
+    def _new_poller(self):
+        self.poller = None
+        self.watching = False
+        select = self._select
+        if select is None or (self.sock is None and self._watched is None):
+            return
+        try:
+            poller = select.poll()
+            if self.sock is not None:
+                poller.register(self.sock, select.POLLIN)
+        except Exception:
+            return
+        if self._watched is not None:
+            try:
+                poller.register(self._watched, select.POLLIN)
+                self.watching = True
+            except Exception as exc:
+                self.log.warning("poll: cannot watch the radio socket (%s)", exc)
+        self.poller = poller
+
+    def watch(self, stream, fallback_ms):
+        """Let wait() also end when stream is readable; when it cannot be polled, wait() sleeps
+        at most fallback_ms."""
+        self._watched = stream
+        self._fallback_ms = fallback_ms
+        self._new_poller()
 
     def _close(self):
         sock = self.sock
         self.sock = None
-        self.poller = None
+        self._new_poller()
         if sock is not None:
             try:
                 sock.close()
@@ -290,15 +316,29 @@ class Link:
         return None
 
     def wait(self, timeout_ms):
-        """Sleep up to timeout_ms, returning early when a datagram arrives. True when one may be
-        waiting (always True without a working poll, so the caller tries recv)."""
+        """Sleep up to timeout_ms, returning early when a datagram arrives or the watched stream
+        is readable. True when a datagram may be waiting (always True without a working poll,
+        so the caller tries recv)."""
         if timeout_ms < 0:
             timeout_ms = 0
         poller = self.poller
         if poller is not None:
             try:
-                return len(poller.poll(timeout_ms)) > 0
+                ready = poller.poll(self._bounded(timeout_ms))
             except Exception:
                 self.poller = None
-        self._utime.sleep_ms(timeout_ms)
+                self.watching = False
+            else:
+                watched = self._watched
+                for entry in ready:
+                    if entry[0] is not watched:
+                        return True
+                return False
+        self._utime.sleep_ms(self._bounded(timeout_ms))
         return self.sock is not None
+
+    def _bounded(self, timeout_ms):
+        # A radio frame ends the wait only when the poll includes the watched stream.
+        if self._watched is not None and not self.watching and timeout_ms > self._fallback_ms:
+            return self._fallback_ms
+        return timeout_ms

@@ -1386,6 +1386,105 @@ def test_gateway_forwards_an_uplink_and_sends_the_downlink_at_tmst():
     assert machine.wdts[0].feeds == 1
 
 
+class FakeSelect:
+    """uselect whose poll() reports registered objects with a non-empty inbox."""
+
+    POLLIN = 1
+
+    def __init__(self, utime, fail_on=None):
+        self.utime = utime
+        self.fail_on = fail_on
+        self.timeouts = []
+
+    def poll(self):
+        select = self
+
+        class Poll:
+            def __init__(self):
+                self.objs = []
+
+            def register(self, obj, mask):
+                if select.fail_on is not None and isinstance(obj, select.fail_on):
+                    raise OSError(22, "EINVAL")
+                self.objs.append(obj)
+
+            def poll(self, timeout):
+                select.timeouts.append(timeout)
+                ready = [(o, 1) for o in self.objs if o.inbox]
+                if not ready:
+                    select.utime.sleep_ms(timeout)
+                return ready
+
+        return Poll()
+
+
+def make_polling_gateway(fail_on=None):
+    utime = FakeUtime(us=1_000_000)
+    machine = FakeMachine(utime)
+    network = FakeNetwork()
+    scheduled = []
+    hw = gateway.Hardware(
+        machine,
+        network,
+        FakeSocketModule(),
+        FakeSelect(utime, fail_on),
+        utime,
+        FakePycom(),
+        FakeGC(),
+        lambda func, arg: scheduled.append((func, arg)),
+        machine.rng,
+    )
+    gw = gateway.Gateway(gw_config(), hw, leds.Leds(None))
+    gw.start()
+    network.wlan.connected = True
+    gw.step()
+    udp = hw.socket.udp[-1]
+    pull = udp.sent[-1][0]
+    udp.inbox.append((semtech.encode_pull_ack(semtech.decode(pull).token), SERVER))
+    gw.step()  # its wait sees the datagram, the next pass reads it
+    gw.step()
+    assert gw.forwarder.server_up
+    return gw, hw, scheduled
+
+
+def test_idle_wait_is_long_and_a_frame_during_it_is_forwarded_after_it():
+    gw, hw, scheduled = make_polling_gateway()
+    select, udp = hw.select, hw.socket.udp[-1]
+    for _ in range(3):
+        gw.step()
+    assert select.timeouts[-1] == gateway.LOOP_IDLE_MS
+    # a frame arrives while the loop waits: the scheduled work leaves it in the radio socket,
+    # where it ends the poll; the next pass forwards it
+    lora = FakeLoRa.last
+    lora.stat = Stats(hw.utime.ticks_cpu(), -80, 9.5, 7, 7, 0, 14, 0, 0, 0)
+    gw.radio.sock.inbox.append(b"\x40" + bytes(22))
+    lora.fire(FakeLoRa.RX_PACKET_EVENT)
+    gw.waiting = True
+    func, arg = scheduled[-1]
+    func(arg)
+    gw.waiting = False
+    assert gw.radio.pending() == 0 and gw.radio.sock.inbox
+    assert gw.link.wait(gateway.LOOP_IDLE_MS) is False  # ready at once: the radio socket
+    sent = len(udp.sent)
+    gw.step()
+    assert udp.sent[sent][0][3] == semtech.PUSH_DATA  # first, before any keepalive
+    # the LED flash of that uplink bounds the next wait
+    assert 0 < select.timeouts[-1] <= leds.FLASH_MS
+    # a frame captured by scheduled work during the pass (not in the wait) makes the wait 0
+    gw.radio.sock.inbox.append(b"\x40" + bytes(22))
+    gw._scheduled(0)
+    assert gw.radio.pending() == 1
+    assert gw._timeout(None) == 0
+
+
+def test_wait_falls_back_to_the_short_loop_when_the_radio_cannot_be_polled():
+    gw, hw, _ = make_polling_gateway(fail_on=FakeLoRaSocket)
+    assert not gw.link.watching and gw.link.poller is not None
+    for _ in range(3):
+        gw.step()
+    assert hw.select.timeouts[-1] == gw.loop_ms
+
+
 def test_watchdog_starves_when_the_irq_thread_is_dead():
     gw, hw, _ = make_gateway()
     hw.network.wlan.connected = True
