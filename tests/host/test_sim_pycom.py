@@ -353,6 +353,7 @@ def test_uos_over_the_virtual_flash():
     main = (
         "import os\n"
         "print(os.listdir(), os.listdir('/'), os.getcwd())\n"
+        "print(list(os.ilistdir('/')), [e[:2] for e in os.ilistdir('/flash')])\n"
         "os.mkdir('/flash/data')\n"
         "with open('/flash/data/a.tmp', 'w') as f:\n"
         "    f.write('12345')\n"
@@ -373,6 +374,7 @@ def test_uos_over_the_virtual_flash():
     board = run(main, until_us=S + BOOT)
     assert out(board) == [
         "['main.py'] ['flash'] /flash",
+        "[('flash', 16384, 0, 0)] [('main.py', 32768)]",
         "['b'] 32768 5",
         "/flash/data 12345",
         "OSError [Errno 2] ENOENT",

@@ -62,8 +62,11 @@ def make(session):
         names = listdir(path)
         base = session.cwd if path in (None, "") else path
         for name in names:
-            full = host(base.rstrip("/") + "/" + name) if base.rstrip("/") else None
-            kind = 0x4000 if full and os.path.isdir(full) else 0x8000
+            if not base.rstrip("/"):
+                yield (name, 0x4000, 0, 0)  # the root holds only mount points (/flash)
+                continue
+            full = host(base.rstrip("/") + "/" + name)
+            kind = 0x4000 if os.path.isdir(full) else 0x8000
             yield (name, kind, 0, os.path.getsize(full) if kind == 0x8000 else 0)
 
     @_host_errors
