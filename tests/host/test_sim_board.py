@@ -215,7 +215,7 @@ def test_sys_exit_in_main_py_is_a_soft_reset():
     }
     board = run(image, until_us=S, seed=7, name="x")
     assert lines(board, "cause") == ["cause 0", "cause 4"]
-    assert "MPY: soft reboot" in board.console_text()
+    assert "PYB: soft reboot" in board.console_text()
 
 
 def test_watchdog_not_fed_in_time_resets_with_wdt_reset():

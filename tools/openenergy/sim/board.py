@@ -666,7 +666,7 @@ class Session:
             exec(compile_firmware(source, filename), self.main_globals)
         except SystemExit:
             board._trace("soft_reset", file=filename)
-            board._console_write("MPY: soft reboot\n")
+            board._console_write("PYB: soft reboot\n")
             board._restart(SOFT_RESET, "soft_reset")
             raise ResetUnwind() from None
         except (BoardHalt, greenlet.GreenletExit):
