@@ -146,7 +146,8 @@ def main():
         print(
             "\nMicroPython "
             + mpy["version"]
-            + " heap kept after import (gc.mem_alloc delta after gc.collect):"
+            + " heap kept after import (gc.mem_alloc delta, each reading after a collection run\n"
+            + "between runPython calls; sources with docstrings, as-is):"
         )
         print("module".ljust(16) + "own bytes".rjust(12) + "with lib deps".rjust(16) + "  lib deps")
         for row in mpy["heap"]:

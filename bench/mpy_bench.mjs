@@ -42,6 +42,35 @@ async function runPy(code) {
   return lastJson(vm.output(), "@@OUT@@");
 }
 
+// In this wasm build gc.collect() only marks a collection as pending; it runs when JavaScript next
+// enters MicroPython. So each reading of the heap starts a new runPython call on the same VM.
+async function importDelta(mod, deps) {
+  const vm = await freshVm();
+  const call = (code) => {
+    try {
+      vm.mp.runPython(code);
+    } catch (e) {
+      throw new Error(String(e).split("\n").filter(Boolean).slice(-1)[0]);
+    }
+  };
+  call(`
+import sys, json, gc
+sys.path.insert(0, '/lib')
+for d in ${JSON.stringify(deps)}:
+    __import__(d)
+gc.collect()
+`);
+  call(`
+_before = gc.mem_alloc()
+import ${mod}
+gc.collect()
+`);
+  call(`
+print('@@OUT@@' + json.dumps(gc.mem_alloc() - _before))
+`);
+  return lastJson(vm.output(), "@@OUT@@");
+}
+
 const libModules = libNames.map((n) => n.slice(0, -3));
 const libList = JSON.stringify(libModules);
 
@@ -71,26 +100,8 @@ import ${mod}
 lib = ${libList}
 print('@@OUT@@' + json.dumps(sorted(m for m in sys.modules if m not in before and m in lib and m != '${mod}')))
 `);
-    const withDeps = await runPy(`
-import sys, json, gc
-sys.path.insert(0, '/lib')
-gc.collect()
-a = gc.mem_alloc()
-import ${mod}
-gc.collect()
-print('@@OUT@@' + json.dumps(gc.mem_alloc() - a))
-`);
-    const own = await runPy(`
-import sys, json, gc
-sys.path.insert(0, '/lib')
-for d in ${JSON.stringify(deps)}:
-    __import__(d)
-gc.collect()
-a = gc.mem_alloc()
-import ${mod}
-gc.collect()
-print('@@OUT@@' + json.dumps(gc.mem_alloc() - a))
-`);
+    const withDeps = await importDelta(mod, []);
+    const own = await importDelta(mod, deps);
     heap.push({ module: mod, own, with_deps: withDeps, deps });
   } catch (e) {
     heap.push({ module: mod, error: String(e.message || e).slice(0, 160) });

@@ -667,7 +667,7 @@ class Session:
         except SystemExit:
             board._trace("soft_reset", file=filename)
             board._console_write("PYB: soft reboot\n")
-            board._restart(SOFT_RESET, "soft_reset")
+            board.restart(SOFT_RESET, "soft_reset")
             raise ResetUnwind() from None
         except (BoardHalt, greenlet.GreenletExit):
             raise
@@ -787,6 +787,7 @@ class Board:
         self.on_power_off = []
         self.on_light_sleep = []
         self.on_boot = []
+        self.console_taps = []  # callables(text) that see every console write, e.g. a pty
         self.console = []
         self.console_limit = 20000
         self._console_partial = ""
@@ -877,6 +878,8 @@ class Board:
     def _console_write(self, text):
         if not text:
             return
+        for tap in self.console_taps:
+            tap(text)
         text = self._console_partial + text
         lines = text.split("\n")
         self._console_partial = lines.pop()
@@ -951,7 +954,7 @@ class Board:
             self._pending_boot.cancel()
             self._pending_boot = None
 
-    def _restart(self, cause, reason):
+    def restart(self, cause, reason):
         """End the current run and boot again (machine.reset, WDT, soft reset)."""
         self.stats["resets"] += 1
         self._trace("reset", cause=_CAUSE_NAMES[cause])

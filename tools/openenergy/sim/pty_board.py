@@ -289,13 +289,7 @@ class PtyBoard:
             if board_path not in files and not os.path.exists(board.host_path(board_path)):
                 files[board_path] = text
         board.install_files(files)
-        console = board._console_write
-
-        def console_to_pty(text):
-            console(text)
-            self._send(_cooked(text))
-
-        board._console_write = console_to_pty
+        board.console_taps.append(lambda text: self._send(_cooked(text)))
         board.on_boot.append(self._on_boot)
         board.on_power_off.append(self._on_power_off)
 
@@ -501,7 +495,7 @@ class PtyBoard:
         self._send(SOFT_REBOOT)
         self._phase += 1
         self.busy = "boot"
-        self.board._restart(SOFT_RESET_CAUSE, "soft_reset")
+        self.board.restart(SOFT_RESET_CAUSE, "soft_reset")
 
     # -- the REPLs ----------------------------------------------------------------------------
     def _banner(self):

@@ -760,7 +760,7 @@ class WdtDevice:
             return
         board = self.s.board
         board._trace("wdt_expired")
-        board._restart(2, "wdt")
+        board.restart(2, "wdt")
 
 
 def start_wdt(session, timeout_ms):
@@ -894,7 +894,7 @@ class _Functions:
     def reset(self):
         s = self.s
         s.check()
-        s.board._restart(HARD_RESET, "reset")
+        s.board.restart(HARD_RESET, "reset")
         raise ResetUnwind()
 
     def reset_cause(self):
