@@ -4,6 +4,7 @@ import socket
 import threading
 import time
 
+import pytest
 from openenergy.sim.world import World
 from simkit import BOOT, FIXTURES, WIFI_UP, S
 
@@ -188,9 +189,46 @@ def test_datagrams_to_unknown_addresses_are_sent_for_real():
             world.run(until_us=5 * S)
             assert world.netio.stats["external"] == 1
             data, src = outside.recvfrom(100)
-            assert data == b"to the real world" and src == ("127.0.1.1", 49152)
+            (endpoint,) = world.netio.by_addr.values()
+            assert endpoint.addr == ("127.0.1.1", 49152)
+            # the real source: the same port unless another process holds it on this host
+            assert data == b"to the real world" and src == endpoint.real_addr
+            assert src[0] == "127.0.1.1"
     finally:
         outside.close()
+
+
+def test_simulated_ports_do_not_depend_on_what_the_host_holds():
+    # another process (another simulation, a real bridge) holds the ports the world would use
+    held = []
+    for addr in (("127.0.1.1", 49152), ("127.0.0.9", 9999)):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind(addr)
+            held.append(sock)
+        except OSError:  # already held by another process: held all the same
+            sock.close()
+    try:
+        with udp_world(capture_trace=True) as world:
+            _, seen = echo_server(world, drop=(1,))
+            board = world.add_board("gw", FIXTURES / "udp_echo")
+            world.run(until_us=20 * S)
+            assert [line for _, line in board.console][1:] == [
+                "reply b'echo ping 0' 2",
+                "timeout 2000",
+                "reply b'echo ping 2' 2",
+            ]
+            assert {addr for _, _, addr in seen} == {("127.0.1.1", 49152)}
+            udp = world.trace.of_kind("udp")
+            assert (udp[0]["src"], udp[0]["dst"]) == ("127.0.1.1:49152", "127.0.0.9:9999")
+            assert world.netio.stats["real_port_differs"] == 2
+        for sock in held:  # nothing of the world reached the sockets it could not bind
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recvfrom(100)
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_realtime_mode_delivers_what_a_real_peer_sends_back():

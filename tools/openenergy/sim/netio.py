@@ -38,7 +38,8 @@ class NetIO:
         self.trace = trace
         self.latency_us = int(latency_us)
         self.drain_cap_s = drain_cap_s
-        self.by_addr = {}
+        self.by_addr = {}  # simulated address -> endpoint
+        self.by_real = {}  # address of its real socket -> endpoint
         self.by_fd = {}
         self.down_owners = set()
         self._next_port = {}
@@ -65,34 +66,39 @@ class NetIO:
             self.trace.emit("net_outage" if down else "net_restored", owner=owner)
 
     def _allocate(self, ep, ip, port):
-        real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        """Bind ep: its simulated address (ip, port), and a real socket, at the same port when the
+        host has it free. Simulated ports never depend on the host: when another process holds
+        the port (another simulation, a real gateway bridge), the real socket takes any port and
+        the hub translates, so the trace stays the same."""
         if port:
-            try:
-                real.bind((ip, port))
-            except OSError as exc:
-                real.close()
-                raise OSError(
-                    exc.errno or errno.EADDRINUSE,
-                    errno.errorcode.get(exc.errno or errno.EADDRINUSE, "EADDRINUSE"),
-                ) from None
+            if (ip, port) in self.by_addr:
+                raise OSError(errno.EADDRINUSE, "EADDRINUSE")
         else:
             candidate = self._next_port.get(ip, EPHEMERAL_FIRST)
             for _ in range(EPHEMERAL_LAST - EPHEMERAL_FIRST + 1):
                 if (ip, candidate) not in self.by_addr:
-                    try:
-                        real.bind((ip, candidate))
-                        break
-                    except OSError:
-                        pass
+                    break
                 candidate = candidate + 1 if candidate < EPHEMERAL_LAST else EPHEMERAL_FIRST
             else:
-                real.close()
                 raise OSError(errno.EADDRINUSE, "EADDRINUSE")
             port = candidate
             self._next_port[ip] = candidate + 1 if candidate < EPHEMERAL_LAST else EPHEMERAL_FIRST
+        real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            try:
+                real.bind((ip, port))
+            except OSError:
+                real.bind((ip, 0))
+                self.stats["real_port_differs"] += 1
+        except OSError as exc:
+            real.close()
+            code = exc.errno or errno.EADDRNOTAVAIL
+            raise OSError(code, errno.errorcode.get(code, "EADDRNOTAVAIL")) from None
         real.setblocking(False)
         addr = (ip, port)
+        ep.real_addr = real.getsockname()
         self.by_addr[addr] = ep
+        self.by_real[ep.real_addr] = ep
         self.by_fd[real.fileno()] = ep
         return real, addr
 
@@ -100,6 +106,7 @@ class NetIO:
         if ep.real is not None:
             self.by_fd.pop(ep.real.fileno(), None)
             self.by_addr.pop(ep.addr, None)
+            self.by_real.pop(ep.real_addr, None)
             ep.real.close()
             ep.real = None
 
@@ -130,7 +137,7 @@ class NetIO:
             self._dropped("sender_down", ep.addr, dest)
             return False
         try:
-            ep.real.sendto(data, dest)
+            ep.real.sendto(data, dest if target is None else target.real_addr)
         except OSError as exc:
             self._dropped(
                 "host_error_%s" % errno.errorcode.get(exc.errno, exc.errno), ep.addr, dest
@@ -139,7 +146,7 @@ class NetIO:
         if target is None:
             self.stats["external"] += 1
             return True
-        self._drain(target, (ep.addr, data))
+        self._drain(target, (ep.real_addr, data), ep.addr)
         return True
 
     def _dropped(self, reason, src, dst):
@@ -147,7 +154,7 @@ class NetIO:
         if self.trace.enabled:
             self.trace.emit("udp_drop", reason=reason, src="%s:%d" % src, dst="%s:%d" % dst)
 
-    def _drain(self, target, expected):
+    def _drain(self, target, expected, src):
         """Wait (real time, capped) until the kernel has the datagram for target; read all."""
         deadline = time.monotonic() + self.drain_cap_s
         while True:
@@ -155,7 +162,7 @@ class NetIO:
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._dropped("lost_by_host", expected[0], target.addr)
+                self._dropped("lost_by_host", src, target.addr)
                 return
             select.select([target.real], [], [], remaining)
 
@@ -172,8 +179,9 @@ class NetIO:
                 break
             if expected is not None and not found and src == expected[0] and data == expected[1]:
                 found = True
-            sender = self.by_addr.get(src)
+            sender = self.by_real.get(src)
             if sender is not None:
+                src = sender.addr
                 at = self.scheduler.now_us() + self.latency_us
             else:
                 self.stats["from_external"] += 1
@@ -210,6 +218,7 @@ class Endpoint:
         self.max_queue = max_queue
         self.addr = None
         self.real = None
+        self.real_addr = None
         self.queue = collections.deque()
         self.signal = Signal(netio.scheduler)
         self.on_datagram = None
