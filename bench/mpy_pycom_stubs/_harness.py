@@ -124,6 +124,22 @@ def add_hook(hook):
     _hooks.append(hook)
 
 
+# A hook that knows when it next acts (injects, delivers, stops) may set wake_at[0] to that
+# virtual µs: until then nothing but Timer alarms can happen, so a poll may wait in one step
+# instead of SLICE_MS slices (a long run then costs per main-loop pass, not per 10 ms).
+# None (the default): the hooks run after every slice.
+wake_at = [None]
+
+
+def quiet_ms():
+    """Whole ms (rounded up) until the hooks next act, or None when they did not say."""
+    wake = wake_at[0]
+    if wake is None:
+        return None
+    left = wake - _clock[0]
+    return -(-left // 1000) if left > 0 else 0
+
+
 irq_dead = [None]  # why Pycom's IRQ thread died (no callback runs after that), or None
 
 

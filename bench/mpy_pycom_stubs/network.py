@@ -7,6 +7,12 @@ reads the queue. LORAWAN mode: join() succeeds after JOIN_MS of virtual time whe
 lorawan["join_ok"]; a blocking send takes the frame's time on air plus its receive windows, then
 events() shows TX_PACKET (or TX_FAILED for a confirmed uplink when lorawan["ack"] is False) and
 stats() the FCnt used. Nothing kept grows with the number of frames (the bench measures leaks).
+
+WLAN (station): set_wifi_link(up) takes the access point away and back; the station driver
+then behaves as Pycom's (modwlan.c; ARCHITECTURE.md section 11): connect() returns at once and
+associates wifi["associate_us"] after the access point is reachable, a connect timeout shows
+once as TimeoutError from isconnected(), a connected station that loses the link reconnects by
+itself (not after disconnect()). UDP sockets (usocket.py) ask wifi_ready() before they send.
 """
 
 import _harness
@@ -24,6 +30,7 @@ RX_FRAME_MAX = 256
 _rx_slots = [bytearray(RX_FRAME_MAX) for _ in range(RX_QUEUE)]
 _rx_sizes = [0] * RX_QUEUE
 _rx_state = [0, 0]  # index of the oldest frame, frames waiting
+_ZEROS = bytes(RX_FRAME_MAX)
 lorawan = {"join_ok": True, "ack": True}
 counters = {"rx_injected": 0, "rx_dropped": 0, "tx_raw": 0, "uplinks": 0, "confirmed": 0}
 last_uplink = bytearray(256)
@@ -265,6 +272,9 @@ class _LoRaSocket:
             return b""
         size = _rx_sizes[first]
         data = bytes(memoryview(_rx_slots[first])[: size if size < n else n])
+        # the driver's buffer is freed on a board; here its bytes would stay in the heap,
+        # where the collector reads them as possible pointers: wipe them
+        memoryview(_rx_slots[first])[:size] = memoryview(_ZEROS)[:size]
         _rx_state[0] = (first + 1) % RX_QUEUE
         _rx_state[1] = waiting - 1
         return data
@@ -344,7 +354,73 @@ SO_CONFIRMED = 0x0003
 SO_DR = 0x0004
 
 
+try:
+    from builtins import TimeoutError
+except ImportError:  # not built into this wasm build; Pycom's firmware has one (an OSError)
+
+    class TimeoutError(OSError):
+        pass
+
+
+# The access point, as the bench sets it (set_wifi_link): up or not, since when, and how long an
+# association takes once it is reachable (0 by default; the simulator's world uses 1.5 s).
+wifi = {"up": True, "since_us": 0, "associate_us": 0}
+# The station driver (one per board, shared by every WLAN object, as Pycom's wlan_obj):
+# state "idle" | "connecting" | "connected", since when it tries, until when (the connect
+# timeout; None after a link loss: the driver retries by itself), whether it reconnects
+# after a loss (not after disconnect()), and the pending timeout for isconnected().
+_sta = {"state": "idle", "from_us": 0, "deadline_us": None, "auto": False, "timed_out": False}
+_ZERO_IP = ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
+
+
+def set_wifi_link(up):
+    """The access point goes away (False) or comes back (True) now: a connected station loses
+    its link at once (and keeps trying by itself, as Pycom's driver does after a loss)."""
+    up = bool(up)
+    if up == wifi["up"]:
+        return
+    wifi["up"] = up
+    if up:
+        wifi["since_us"] = _harness.now_us()
+    elif _sta["state"] == "connected":
+        _sta["state"] = "connecting" if _sta["auto"] else "idle"
+        _sta["from_us"] = _harness.now_us()
+        _sta["deadline_us"] = None
+
+
+def wifi_ready():
+    """The station is associated and the access point is there (sockets can send)."""
+    _sta_update()
+    return _sta["state"] == "connected"
+
+
+def _sta_update():
+    sta = _sta
+    if sta["state"] != "connecting":
+        return
+    now = _harness.now_us()
+    deadline = sta["deadline_us"]
+    if wifi["up"]:
+        start = sta["from_us"]
+        if wifi["since_us"] > start:
+            start = wifi["since_us"]
+        done = start + wifi["associate_us"]
+        if done <= now and (deadline is None or done <= deadline):
+            sta["state"] = "connected"
+            sta["deadline_us"] = None
+            return
+    if deadline is not None and now >= deadline:
+        sta["state"] = "idle"
+        sta["auto"] = False
+        sta["timed_out"] = True
+        sta["deadline_us"] = None
+
+
 class WLAN:
+    """Station mode (modwlan.c): connect() returns at once and the association completes in
+    the background; a connect timeout surfaces once as TimeoutError from the next isconnected();
+    after a link loss the driver reconnects by itself unless disconnect() was called."""
+
     STA = 1
     AP = 2
     STA_AP = 3
@@ -353,28 +429,41 @@ class WLAN:
     WPA2 = 3
     INT_ANT = 0
     EXT_ANT = 1
-    link = {"up": True}  # the access point answers (the bench may cut it)
 
     def __init__(self, id=0, mode=STA, **kwargs):
         self.mode = mode
-        self.connected = False
 
     def init(self, mode=STA, **kwargs):
         self.mode = mode
 
     def deinit(self):
-        self.connected = False
+        self.disconnect()
 
     def connect(self, ssid, auth=None, bssid=None, timeout=None, **kwargs):
-        self.connected = WLAN.link["up"]
+        sta = _sta
+        sta["state"] = "connecting"
+        sta["from_us"] = _harness.now_us()
+        sta["deadline_us"] = None if timeout is None else sta["from_us"] + timeout * 1000
+        sta["auto"] = True
+        sta["timed_out"] = False
 
     def disconnect(self):
-        self.connected = False
+        _sta["state"] = "idle"
+        _sta["auto"] = False
+        _sta["deadline_us"] = None
 
     def isconnected(self):
-        return self.connected and WLAN.link["up"]
+        _sta_update()
+        if _sta["state"] == "connected":
+            return True
+        if _sta["timed_out"]:
+            _sta["timed_out"] = False
+            raise TimeoutError("Connection to AP Timeout!")
+        return False
 
     def ifconfig(self, id=0, config=None):
+        if not wifi_ready():
+            return _ZERO_IP
         return ("192.168.1.20", "255.255.255.0", "192.168.1.1", "192.168.1.1")
 
     def mac(self):

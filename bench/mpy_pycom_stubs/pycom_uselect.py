@@ -3,6 +3,7 @@
 poll(timeout_ms) returns at once when a registered socket has a datagram (or a radio frame)
 waiting; otherwise virtual time passes in slices of at most SLICE_MS (the bench hooks run after
 each) and the poll returns as soon as a socket is readable, as a real poll wakes on arrival.
+When the hooks said when they next act (_harness.wake_at), a slice lasts up to that instant.
 """
 
 import _harness
@@ -44,7 +45,12 @@ class _Poll:
             return ready
         left_ms = timeout_ms if timeout_ms > 0 else 1000
         while True:
-            step = left_ms if left_ms < SLICE_MS else SLICE_MS
+            step = SLICE_MS
+            quiet = _harness.quiet_ms()
+            if quiet is not None and quiet > step:
+                step = quiet
+            if left_ms < step:
+                step = left_ms
             _harness.idle(step * 1000)
             left_ms -= step
             ready = self._ready()

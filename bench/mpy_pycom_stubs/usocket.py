@@ -4,6 +4,12 @@ forwarder's token matching and server-up state run as against a real bridge.
 
 What the gateway sent is counted per packet type; the newest PUSH_DATA carrying rxpk is kept in
 a preallocated buffer (last_rxpk), so nothing here grows with the traffic.
+
+Outages, as lwIP on a Pycom board sees them: while the WiFi station is not connected
+(network.set_wifi_link), sendto raises OSError(EHOSTUNREACH) (no route), getaddrinfo raises
+OSError(202) (EAI_FAIL) and nothing arrives; with server["ack"] False the server is down:
+datagrams go out and nothing answers. deliver() puts any datagram (garbage too) in the newest
+UDP socket's inbox (udp[0]) as if it came from the server or from another address.
 """
 
 import _harness
@@ -23,9 +29,14 @@ SO_CONFIRMED = network.SO_CONFIRMED
 SO_DR = network.SO_DR
 
 SERVER_IP = "192.0.2.10"
+EHOSTUNREACH = 113
+EAI_FAIL = 202  # lwIP netdb.h
 server = {"ack": True}  # the fake server answers PUSH_DATA and PULL_DATA
 sent_types = [0] * 6  # datagrams sent, by Semtech packet type
-sent = {"datagrams": 0, "bytes": 0, "rxpk": 0, "stat": 0, "other": 0}
+sent = {"datagrams": 0, "bytes": 0, "rxpk": 0, "stat": 0, "other": 0, "refused": 0}
+rxpk_acked = [0, 0]  # PUSH_DATA with rxpk the server acknowledged; virtual µs of the newest
+pull_acked = [0, 0]  # PULL_DATA the server acknowledged; virtual µs of the newest
+udp = [None]  # the newest UDP socket (a gateway has one at a time)
 last_rxpk = bytearray(2048)
 last_rxpk_len = [0]
 _QUEUE_MAX = 16
@@ -35,10 +46,13 @@ _DATAGRAM_MAX = 2048
 _inbox = [bytearray(_DATAGRAM_MAX) for _ in range(_QUEUE_MAX)]
 _inbox_sizes = [0] * _QUEUE_MAX
 _inbox_from = [None] * _QUEUE_MAX
+_ZEROS = bytes(_DATAGRAM_MAX)
 _SERVER = (SERVER_IP, 1700)
 
 
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
+    if not network.wifi_ready():
+        raise OSError(EAI_FAIL)
     return [(AF_INET, SOCK_DGRAM, IPPROTO_UDP, "", (SERVER_IP, port))]
 
 
@@ -70,14 +84,19 @@ class _UdpSocket:
     def sendto(self, buf, addr):
         if self.closed:
             raise OSError(9)  # EBADF
+        if not network.wifi_ready():
+            sent["refused"] += 1
+            raise OSError(EHOSTUNREACH)
         n = len(buf)
         sent["datagrams"] += 1
         sent["bytes"] += n
         ptype = buf[3] if n > 3 else 255
         if ptype < len(sent_types):
             sent_types[ptype] += 1
+        rxpk = False
         if ptype == 0 and n > 14:
             if buf[14] == 0x72:  # {"rxpk": ...
+                rxpk = True
                 sent["rxpk"] += 1
                 last_rxpk[0:n] = buf
                 last_rxpk_len[0] = n
@@ -95,6 +114,10 @@ class _UdpSocket:
                 ack[3] = ptype + (1 if ptype == 0 else 2)  # PUSH_ACK 1, PULL_ACK 4
                 _inbox_sizes[slot] = 4
                 _inbox_from[slot] = addr if addr[0] == SERVER_IP else _SERVER
+                acked = rxpk_acked if rxpk else pull_acked if ptype == 2 else None
+                if acked is not None:
+                    acked[0] += 1
+                    acked[1] = _harness.now_us()
         return n
 
     def send(self, buf):
@@ -115,6 +138,9 @@ class _UdpSocket:
         slot = self._first
         size = _inbox_sizes[slot]
         data = bytes(memoryview(_inbox[slot])[: size if size < n else n])
+        # lwIP frees the datagram's buffer; here the slot's bytes would stay in the heap,
+        # where the collector reads them as possible pointers: wipe them
+        memoryview(_inbox[slot])[:size] = memoryview(_ZEROS)[:size]
         self._first = (slot + 1) % _QUEUE_MAX
         self._waiting -= 1
         return (data, _inbox_from[slot])
@@ -123,13 +149,18 @@ class _UdpSocket:
         return self.recvfrom(n)[0]
 
     def deliver(self, data, addr=None):
-        """The bench puts a datagram from the server (or from addr) in this socket's inbox."""
+        """The bench puts a datagram from the server (or from addr) in this socket's inbox;
+        False when it is lost (no WiFi, socket closed, inbox full)."""
+        if not network.wifi_ready():
+            return False
         slot = self._slot()
-        if slot is not None:
-            size = len(data) if len(data) < _DATAGRAM_MAX else _DATAGRAM_MAX
-            _inbox[slot][0:size] = data[0:size]
-            _inbox_sizes[slot] = size
-            _inbox_from[slot] = addr or _SERVER
+        if slot is None:
+            return False
+        size = len(data) if len(data) < _DATAGRAM_MAX else _DATAGRAM_MAX
+        _inbox[slot][0:size] = data[0:size]
+        _inbox_sizes[slot] = size
+        _inbox_from[slot] = addr or _SERVER
+        return True
 
     def close(self):
         self.closed = True
@@ -144,7 +175,9 @@ def socket(af=AF_INET, type=SOCK_STREAM, proto=0):
         return network._LoRaSocket()
     if type != SOCK_DGRAM:
         raise OSError(95)  # EOPNOTSUPP: only UDP on the bench
-    return _UdpSocket()
+    sock = _UdpSocket()
+    udp[0] = sock
+    return sock
 
 
 def last_push_data():
