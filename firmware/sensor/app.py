@@ -37,6 +37,7 @@ except ImportError:
 
 FIRMWARE = (1, 0, 0)
 PERSIST_PULSES = const(10)  # NVS copy of an S0 index at least every this many pulses
+DUE_PERSIST_MS = const(60000)  # NVS copy of the time left until the next reading this often
 LOOP_MAX_MS = const(5000)  # awake: longest pause between loop passes
 TIC_LOOP_MS = const(2000)  # ... with a TIC input (its UART buffer holds 4 s at 9600 baud)
 DWELL_MS = const(2000)  # deep sleep: awake time after the last pulse before sleeping again
@@ -198,6 +199,7 @@ class Sensor:
         self.uplink_after = now
         self.next_reading_ms = now + interval
         self.last_reading_ms = now
+        self.due_saved_ms = now
         self.slept_ms = 0
         if state is not None:
             try:
@@ -205,6 +207,11 @@ class Sensor:
             except (KeyError, TypeError, ValueError, IndexError):
                 self.log.warning("wake state unreadable, starting afresh")
         else:
+            # the RTC restarted: keep the reading schedule where the last copy left it (the
+            # time without power is unknown, so the next reading comes that much later)
+            due = nvs.get(store.KEY_DUE)
+            if 0 < due < interval:
+                self.next_reading_ms = now + due
             nvs.set(store.KEY_BOOTS, nvs.get(store.KEY_BOOTS) + 1)
             self.log.info(
                 "boot %d (reset cause %d), reading %d, acked %d",
@@ -221,6 +228,7 @@ class Sensor:
             self.reading_index = st["ri"]
         self.next_reading_ms = st["nr"]
         self.last_reading_ms = st["lr"]
+        self.due_saved_ms = st["dw"]
         self.last_pulse_ms = st["lp"]
         self.streak = st["sk"]
         self.held = st["hd"]
@@ -253,6 +261,7 @@ class Sensor:
             "ri": self.reading_index,
             "nr": self.next_reading_ms,
             "lr": self.last_reading_ms,
+            "dw": self.due_saved_ms,
             "lp": self.last_pulse_ms,
             "sk": self.streak,
             "hd": self.held,
@@ -274,9 +283,17 @@ class Sensor:
         }
 
     def persist(self):
-        """Write the S0 indexes to NVS now (before a reset)."""
+        """Write the S0 indexes and the time left until the next reading to NVS now (before a
+        reset)."""
         for ch in range(self.nch):
             self.nvs.set(store.KEY_INDEX[ch], self.indexes[ch])
+        self.persist_due(self.clock.now_ms())
+
+    def persist_due(self, now):
+        """Copy the time left until the next reading to NVS (a power cut restarts the RTC)."""
+        left = self.next_reading_ms - now
+        self.nvs.set(store.KEY_DUE, left if left > 0 else 1)
+        self.due_saved_ms = now
 
     # -- inputs --------------------------------------------------------------------------
     def fold(self, now):
@@ -360,6 +377,7 @@ class Sensor:
         self.next_reading_ms += interval
         if self.next_reading_ms <= now:
             self.next_reading_ms = now + interval
+        self.persist_due(now)
         gc.collect()
 
     def check_alarms(self, now):
@@ -711,6 +729,8 @@ class Sensor:
     def service(self, now):
         if now >= self.next_reading_ms:
             self.take_reading(now)
+        elif now - self.due_saved_ms >= DUE_PERSIST_MS:
+            self.persist_due(now)
         self.check_alarms(now)
         self.uplinks(self.clock.now_ms())
 

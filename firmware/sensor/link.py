@@ -192,6 +192,9 @@ class Link:
             self._radio()
             self.joined = False
             return False
+        # the restore cleared the stack's saved joined flag: save at once, or a power cut
+        # before the next uplink would lose the session
+        self.lora.nvram_save()
         self.joined = True
         self._plan()
         return True

@@ -46,6 +46,7 @@ KEY_FCNT_SAVED = "oe_fsv"  # value of oe_fup when the native stack's nvram_save 
 KEY_FCNT_NEXT = "oe_fnx"  # lowest FCnt the next uplink may carry
 KEY_SESSION = "oe_ses"  # session generation (+1 per join), 0: never joined
 KEY_BOOTS = "oe_boot"  # boots since provisioning (diagnostics)
+KEY_DUE = "oe_due"  # ms left until the next reading (0: a full interval), copied each minute
 
 
 class Nvs:

@@ -286,3 +286,43 @@ def test_restore_with_stale_frame_counter_is_caught_and_rejoined(rig_factory):
     assert dev["fcnt_replays"] <= len(cuts)
     assert dev["joins"] == 1 + dev["fcnt_replays"]
     assert "FCnt" in rig.sensor.console_text()
+
+
+def test_reading_schedule_survives_power_cuts(rig_factory):
+    """Each boot after a cut resumes the interval where the NVS copy (every minute) left it:
+    a sensor cut after every 100 s of power still reads every 2 minutes of uptime, where
+    restarting the interval at each boot would never reach a reading."""
+    rig = rig_factory(seed=5, report_interval_s=120)
+    minute_bursts(rig, 40)
+    t = 0
+    cuts = 0
+    while t < 36 * MIN:
+        t += 100 * S + rig.world.boot_time_us
+        rig.world.power_cut(rig.sensor, at_us=t, duration_us=5 * S)
+        t += 5 * S
+        cuts += 1
+    rig.run(40 * MIN)
+    got = rig.readings()
+    last = max(got)
+    assert rig.sensor.stats["power_cuts"] == cuts >= 20
+    # about 60 s of schedule per 100 s of power: a reading every other boot
+    assert last >= cuts // 2 - 1 and contiguous(got, last) == []
+    assert rig.device()["fcnt_replays"] == 0
+
+
+def test_power_cut_soon_after_a_restore_keeps_the_session(rig_factory):
+    """Pycom's nvram_restore() clears the saved joined flag until the next nvram_save(): the
+    image saves at once, so a cut before the first uplink of a boot does not force a re-join."""
+    rig = rig_factory(seed=9)
+    minute_bursts(rig, 20)
+    for k in range(6):  # each cut 10 s into a boot, before its status frame could go out
+        at = 3 * MIN + k * (10 * S + rig.world.boot_time_us + S)
+        rig.world.power_cut(rig.sensor, at_us=at, duration_us=S)
+    rig.run(20 * MIN)
+    got = rig.readings()
+    last = max(got)
+    assert rig.sensor.stats["power_cuts"] == 6
+    assert last >= 12 and contiguous(got, last) == []
+    dev = rig.device()
+    assert dev["joins"] == 1 and dev["fcnt_replays"] == 0
+    assert "refused" not in rig.sensor.console_text()

@@ -6,13 +6,16 @@ device-side counts (board and LoRaWAN-mode stats, radio frames) beside the serve
 (NetworkServer.report()), the readings (expected: taken by the device more than SETTLE_US before
 the end; received: distinct reading numbers the server decoded, from each report's seq and
 deltas) and the meter indexes (truth at the instant the device took the reading the server
-received last, against what the server decoded for it); `gateways` keyed by gateway EUI;
-`totals`; `radio`; `faults`. Everything but wall_s is a function of the scenario and seed.
+received last, against what the server decoded for it; S0 meters split the difference into
+pulses_unseen, ended while the board was off or booting after a power cut, and pulses_lost, the
+rest); `gateways` keyed by gateway EUI; `totals`; `radio`; `faults`. Everything but wall_s is
+a function of the scenario and seed.
 
 plot(runner, path) draws, per meter, the true load (W) and the mean power of each reading
 interval as the server decoded it, over the run (matplotlib, Agg backend).
 """
 
+import bisect
 import json
 import os
 
@@ -85,6 +88,20 @@ def server_readings(record, meters):
     return seen, values, reports
 
 
+def pulses_unseen(meter, cuts, until_us):
+    """Pulses of an S0 meter that ended (the instant the sensor counts one) by until_us while
+    its board had no power or was booting after a power cut: cuts is [[cut µs, boot µs or
+    None]] (Runner.power_cuts)."""
+    releases = meter.releases
+    unseen = 0
+    for cut, boot in cuts:
+        if cut > until_us:
+            break
+        end = until_us if boot is None or boot > until_us else boot
+        unseen += bisect.bisect_right(releases, end) - bisect.bisect_left(releases, cut)
+    return unseen
+
+
 def _device(runner, plan, server_record, end_us):
     board = plan.board
     stats = board.stats
@@ -148,6 +165,15 @@ def _device(runner, plan, server_record, end_us):
         info["index_server"] = server_value
         info["kwh_truth"] = round(meter.kwh(truth), 3) if truth is not None else None
         info["kwh_server"] = round(meter.kwh(server_value), 3) if server_value is not None else None
+        if meter.kind == "s0":
+            cuts = getattr(runner, "power_cuts", {}).get(plan.name, ())
+            unseen = pulses_unseen(meter, cuts, when if when is not None else end_us)
+            info["pulses_unseen"] = unseen
+            info["pulses_lost"] = (
+                truth - unseen - server_value
+                if truth is not None and server_value is not None
+                else None
+            )
         meter_entries.append(info)
     first = meter_entries[0] if meter_entries else {}
     entry["meter_index_truth"] = first.get("index_truth")
