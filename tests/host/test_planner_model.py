@@ -385,7 +385,15 @@ def test_cli_model_table_sentence_json_png(capsys, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_firmware_engine_missing(capsys):
+def test_cli_firmware_engine_missing(capsys, monkeypatch):
+    from openenergy.commands import plan as plan_command
+
+    find_spec = plan_command.importlib.util.find_spec
+    monkeypatch.setattr(
+        plan_command.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == plan_command._FIRMWARE_ENGINE else find_spec(name, *a),
+    )
     code, out, err = plan(capsys, "--sensors", "10..100")
     assert code == 2 and out == ""
     assert err == (

@@ -2,9 +2,10 @@
 
 Two engines. `--model`: the fast Monte-Carlo model of the simulator's radio rules
 (openenergy.planner.model). Default: the firmware engine (the real images in the simulator),
-through openenergy.planner.firmware_engine.run(settings, sensors, seed) -> list of records
-(dicts with at least "sensors" and "der"), where settings is the dict this command builds
-(gateways, sensors-independent radio and traffic fields; see _settings()).
+through openenergy.planner.firmware_engine: prepare(settings) -> the settings it runs (or
+ConfigError naming an option the sensor image cannot honour), then run(settings, sensors, seed)
+-> list of records (dicts with at least "sensors" and "der"), where settings is the dict this
+command builds (gateways, sensors-independent radio and traffic fields; see _scenario()).
 """
 
 import importlib
@@ -91,6 +92,12 @@ def register(subparsers):
         "--no-capture", action="store_true", help="model: no 6 dB capture (collisions kill both)"
     )
     parser.add_argument("--model", action="store_true", help="use the fast statistical model")
+    parser.add_argument(
+        "--measure",
+        default="1h",
+        metavar="TIME",
+        help="firmware engine: simulated time measured after the joins (default 1h)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write one entry per sensor count")
     parser.add_argument("--png", metavar="FILE", help="write the curve as a PNG image")
     parser.add_argument("--seed", default="1", metavar="N", help="random seed (default 1)")
@@ -117,15 +124,20 @@ def _float(name, text, low, high, what):
     return value
 
 
-def parse_interval(text):
+def _duration(option, text):
     """'15m' -> 900.0 seconds; units s, m/min, h, d; a bare number is seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*", str(text))
     seconds = float(match.group(1)) * _UNITS[match.group(2) or ""] if match else 0.0
     if not seconds > 0:
         raise CliError(
-            f"--interval: expected a duration such as 900, 90s, 15m, 1h or 1d, got {text!r}"
+            f"{option}: expected a duration such as 900, 90s, 15m, 1h or 1d, got {text!r}"
         )
     return seconds
+
+
+def parse_interval(text):
+    """'15m' -> 900.0 seconds; units s, m/min, h, d; a bare number is seconds."""
+    return _duration("--interval", text)
 
 
 def parse_sensors(text, points=DEFAULT_POINTS):
@@ -186,6 +198,7 @@ def _scenario(args):
         radius = _float("--radius", args.radius, 1.0, 1e6, "a distance in metres, 1..1000000")
     downlinks = _float("--downlinks", args.downlinks, 0.0, 1.0, "a share 0..1")
     seed = _int("--seed", args.seed, 0, 2**63 - 1)
+    measure = _duration("--measure", args.measure)
     scenario = model.Scenario(
         sensors=1,
         interval_s=interval,
@@ -220,6 +233,8 @@ def _scenario(args):
         "downlink_ratio": downlinks,
         "seed": seed,
     }
+    if not args.model:
+        settings["measure_s"] = measure
     return scenario, sensors, settings
 
 
@@ -242,11 +257,17 @@ def _model_capacity(scenario, target, seed):
     return ("exact", n)
 
 
-def _firmware_records(settings, sensors, seed):
+def _firmware_records(settings, sensors, seed, radius_given):
+    """The settings the firmware engine runs (engine.prepare: what the sensor image can honour,
+    ConfigError otherwise; without --radius, the range at the sensor's own TX power) and its
+    records."""
     if importlib.util.find_spec(_FIRMWARE_ENGINE) is None:
         raise CliError("the firmware engine needs the simulator (openenergy sim); use --model")
     engine = importlib.import_module(_FIRMWARE_ENGINE)
-    return list(engine.run(settings, sensors, seed))
+    settings = engine.prepare(
+        dict(settings, radius_m=settings["radius_m"] if radius_given else None)
+    )
+    return settings, list(engine.run(settings, sensors, seed))
 
 
 def run(args):
@@ -257,7 +278,7 @@ def run(args):
         cap99 = _model_capacity(scenario, 0.99, seed)
         cap90 = _model_capacity(scenario, 0.90, seed)
     else:
-        records = _firmware_records(settings, sensors, seed)
+        settings, records = _firmware_records(settings, sensors, seed, args.radius is not None)
         cap99 = report.capacity_from_curve(records, 0.99)
         cap90 = report.capacity_from_curve(records, 0.90)
     for record in records:
@@ -273,6 +294,15 @@ def run(args):
         print(
             f"note: each sensor is on the air {duty * 100:.1f} % of the time; EU868 allows 1 % "
             "on 868.1-868.5 MHz, so real sensors would have to send less often."
+        )
+    if not args.model and records and records[-1].get("model_der_range"):
+        last = records[-1]
+        low, high = last["model_der_range"]
+        print(
+            "note: the sensor image reports on a fixed period, so sensors that collide once "
+            f"keep colliding: each row is one building (at {last['sensors']} sensors the model "
+            f"puts 90 % of buildings between {low * 100:.1f} % and {high * 100:.1f} %; "
+            "--model gives the average)."
         )
     print(report.answer_sentence(settings, cap99, cap90))
     if args.json:

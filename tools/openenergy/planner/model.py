@@ -240,10 +240,11 @@ def _poisson_starts(rng, n, interval, air, t_from, t_to):
     return times[keep], sensor
 
 
-def _periodic_starts(rng, n, interval, jitter, t_from, t_to):
-    """Per sensor: a uniform random phase, then one frame per interval, each moved uniformly by
-    up to ±jitter·interval (clock drift, random back-off)."""
-    phase = rng.uniform(0.0, interval, size=n)
+def _periodic_starts(rng, n, interval, jitter, t_from, t_to, phase=None):
+    """Per sensor: a uniform random phase (or the given ones), then one frame per interval, each
+    moved uniformly by up to ±jitter·interval (clock drift, random back-off)."""
+    if phase is None:
+        phase = rng.uniform(0.0, interval, size=n)
     k0 = math.floor(t_from / interval) - 1
     k1 = math.ceil(t_to / interval) + 1
     slots = np.arange(k0, k1) * interval
@@ -288,10 +289,41 @@ def _rssi(rng, scenario, sensors_xy, gateway_xy):
 # ------------------------------------------------------------------ one run
 
 
-def simulate(scenario, seed=0):
-    """Run the model once; returns a Result. Deterministic for a given (scenario, seed)."""
+@dataclass(frozen=True)
+class Deployment:
+    """Where the sensors stand and when their periodic frames fall: positions (n × 2 metres,
+    gateways as gateway_positions()) and phases_s (first frame of each sensor in
+    [0, interval)). The firmware engine builds its simulated building from one, so that
+    simulate(scenario, seed, deployment) predicts that very building (docs/planner.md, §6)."""
+
+    positions: np.ndarray
+    phases_s: np.ndarray
+
+
+def deployment(scenario, seed=0):
+    """A seeded Deployment for scenario: placement as the scenario says (disc or equal), phases
+    uniform over one interval. Its random stream is its own: simulate(scenario, seed) without a
+    deployment draws other sensors."""
+    check(scenario)
+    rng = np.random.default_rng([seed, scenario.sensors, 1])
+    phases = rng.uniform(0.0, scenario.interval_s, size=scenario.sensors)
+    positions = _sensor_positions(rng, scenario, scenario.disc_radius_m())
+    return Deployment(positions=positions, phases_s=phases)
+
+
+def simulate(scenario, seed=0, deployment=None):
+    """Run the model once; returns a Result. Deterministic for a given (scenario, seed).
+
+    deployment (a Deployment of scenario.sensors sensors): use its positions and, with PERIODIC
+    traffic, its phases, instead of drawing them (POISSON traffic ignores the phases)."""
     check(scenario)
     s = scenario
+    if deployment is not None and (
+        len(deployment.phases_s) != s.sensors or np.shape(deployment.positions) != (s.sensors, 2)
+    ):
+        raise ConfigError(
+            f"deployment: expected {s.sensors} sensors, got {len(deployment.phases_s)}"
+        )
     rng = np.random.default_rng([seed, s.sensors])
     air = s.airtime_s()
     critical = max(0, s.preamble - s.medium.lock_preamble_symbols) * s.symbol_s()
@@ -312,8 +344,9 @@ def simulate(scenario, seed=0):
             rng, s.sensors, s.interval_s, air, -margin, duration + margin
         )
     else:
+        phases = None if deployment is None else np.asarray(deployment.phases_s, dtype=float)
         starts, sensor = _periodic_starts(
-            rng, s.sensors, s.interval_s, s.jitter, -margin, duration + margin
+            rng, s.sensors, s.interval_s, s.jitter, -margin, duration + margin, phases
         )
     order = np.argsort(starts, kind="stable")
     starts = starts[order]
@@ -321,7 +354,10 @@ def simulate(scenario, seed=0):
     counted = (starts >= 0.0) & (starts < duration)
 
     radius = s.disc_radius_m()
-    sensors_xy = _sensor_positions(rng, s, radius)
+    if deployment is None:
+        sensors_xy = _sensor_positions(rng, s, radius)
+    else:
+        sensors_xy = np.asarray(deployment.positions, dtype=float)
     sensitivity = s.medium.sensitivity_dbm[(s.sf, s.bw_hz)]
     received = []  # per gateway: bool over all frames
     audible = []

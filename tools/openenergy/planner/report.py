@@ -75,6 +75,10 @@ def table_rows(records):
     """Header and rows (strings) of the table."""
     header = ["sensors", "load G", "delivery", "ALOHA e^-2G", "collided"]
     losses = ["collided"]
+    # the firmware engine: the model's prediction for the same sensors beside the run's DER
+    model_column = any("model_der" in r for r in records)
+    if model_column:
+        header.insert(3, "model, same sensors")
     # the other causes of loss only when they occur
     for key, name in (("too_weak", "out of range"), ("half_duplex", "gateway deaf")):
         if any(r.get(key) for r in records):
@@ -89,6 +93,8 @@ def table_rows(records):
             _percent(r["der"]),
             _percent(r["aloha_der"]) if "aloha_der" in r else "",
         ]
+        if model_column:
+            row.insert(3, _percent(r["model_der"]) if r.get("model_der") is not None else "")
         for key in losses:
             row.append(_percent(r[key] / sent) if sent and key in r else "")
         rows.append(row)

@@ -355,6 +355,7 @@ class NetworkServer:
         self._next_nwk_addr = 1
 
         self.online = True
+        self.rxpk_hooks = []  # hook(gateway_eui_hex, rxpk, now_us) for every rxpk received
         self.stats = {
             "uplinks": 0,
             "joins": 0,
@@ -587,6 +588,8 @@ class NetworkServer:
 
     def _receive(self, gateway, rx, now_us):
         gateway.record["rxpk"] += 1
+        for hook in self.rxpk_hooks:
+            hook(gateway.eui, rx, now_us)
         if rx["stat"] != 1 or rx["modu"] != "LORA":
             self.stats["rxpk_skipped"] += 1
             return

@@ -114,15 +114,19 @@ def _copy(value):
 
 
 class _TallyMedium(Medium):
-    """The radio medium, counting per radio what it sent and what it received."""
+    """The radio medium, counting per radio what it sent and what it received; frame_hooks are
+    called with each Transmission at its end (its arrivals carry their outcomes)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.sent = {}
         self.received = {}
+        self.frame_hooks = []
 
     def _account(self, tx):
         super()._account(tx)
+        for hook in self.frame_hooks:
+            hook(tx)
         name = tx.radio.name
         self.sent[name] = self.sent.get(name, 0) + 1
         received = self.received
@@ -194,6 +198,7 @@ class Runner:
         self.lns_task = None
         self.world = None
         self.reading_times = {}  # device name -> {seq: virtual µs of the reading}
+        self.power_cuts = {}  # board name -> [[cut µs, boot µs or None]] of each power cut
         self.events_run = 0
         self.wall_s = None
         self._image_cache = {}
@@ -414,6 +419,7 @@ class Runner:
                 mac=plan.spec.mac,
                 power_on_at_us=plan.spec.power_on_us,
             )
+            self._watch_power_cuts(plan.board)
         for plan in self.plans:
             if plan.role != "device":
                 continue
@@ -437,6 +443,22 @@ class Runner:
                 meter.attach()
         for fault in sc.faults:
             self._schedule_fault(world, fault)
+
+    def _watch_power_cuts(self, board):
+        """Record when each power cut of board starts and when the board boots after it."""
+        cuts = self.power_cuts.setdefault(board.name, [])
+        scheduler = self.world.scheduler
+
+        def off(_board, reason):
+            if reason == "power_cut":
+                cuts.append([scheduler.now_us(), None])
+
+        def boot(_board):
+            if cuts and cuts[-1][1] is None:
+                cuts[-1][1] = scheduler.now_us()
+
+        board.on_power_off.append(off)
+        board.on_boot.append(boot)
 
     def _reading_hook(self, times):
         scheduler = self.world.scheduler
@@ -484,13 +506,32 @@ class Runner:
                 probability=fault.probability,
             )
 
+    # -- observing ------------------------------------------------------------------------------
+    def on_frame(self, hook):
+        """Call hook(transmission) at the end of every radio frame (radio.Transmission: radio,
+        payload, start_us, end_us, airtime_us; arrivals with radio and outcome per receiver)."""
+        self.medium.frame_hooks.append(hook)
+
+    def on_rxpk(self, hook):
+        """Call hook(gateway_eui_hex, rxpk, now_us) for every rxpk the server emulator receives
+        (rxpk["data"]: the PHY payload). Needs the emulator (not with lns=...)."""
+        if self.server is None:
+            raise ConfigError("on_rxpk: needs the server emulator (not with --lns)")
+        self.server.rxpk_hooks.append(hook)
+
     # -- running --------------------------------------------------------------------------------
     def run(self, on_progress=None, until_us=None):
         """Run to the scenario's end (or until_us); on_progress(now_us, total_us) is called
         about every 0.1 % of the run. Returns the report (report.build)."""
         from . import report
 
-        total = self.duration_us if until_us is None else int(until_us)
+        self.advance(self.duration_us if until_us is None else until_us, on_progress)
+        return report.build(self)
+
+    def advance(self, until_us, on_progress=None):
+        """Run the world to virtual time until_us (from wherever it stands) without building a
+        report; on_progress(now_us, until_us) as for run(). Can be called again to go on."""
+        total = int(until_us)
         callback = None
         if on_progress is not None:
             step = max(1, total // 1000)
@@ -504,11 +545,10 @@ class Runner:
         started = time.perf_counter()
         before = self.world.scheduler.events_run
         self.world.run(until_us=total, on_advance=callback)
-        self.wall_s = time.perf_counter() - started
+        self.wall_s = (self.wall_s or 0.0) + time.perf_counter() - started
         self.events_run += self.world.scheduler.events_run - before
         if on_progress is not None:
             on_progress(total, total)
-        return report.build(self)
 
     def board_plans(self, role=None):
         return [p for p in self.plans if role is None or p.role == role]
