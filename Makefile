@@ -37,6 +37,7 @@ check: $(STAMP) $(NODE_STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lib firmware tools tests bench
+	$(VENV)/bin/ruff format --check lib firmware tools tests bench
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/run.py

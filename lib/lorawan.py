@@ -107,7 +107,13 @@ class Frame:
     def fctrl(self):
         """The FCtrl byte these flags and FOpts encode (data frames)."""
         return _fctrl(
-            self.uplink, self.adr, self.adr_ack_req, self.ack, self.fpending, self.class_b, len(self.fopts)
+            self.uplink,
+            self.adr,
+            self.adr_ack_req,
+            self.ack,
+            self.fpending,
+            self.class_b,
+            len(self.fopts),
         )
 
     def __repr__(self):
@@ -232,7 +238,9 @@ def decode(phy):
     fopts_len = fctrl & 0x0F
     end = 8 + fopts_len
     if end > n - 4:
-        raise FrameError("FOptsLen: %d bytes of FOpts do not fit in a %d-byte frame" % (fopts_len, n))
+        raise FrameError(
+            "FOptsLen: %d bytes of FOpts do not fit in a %d-byte frame" % (fopts_len, n)
+        )
     frame.adr = bool(fctrl & _FCTRL_ADR)
     frame.ack = bool(fctrl & _FCTRL_ACK)
     if frame.uplink:
@@ -276,7 +284,9 @@ def encode(frame):
     if mtype == MTYPE_PROPRIETARY:
         out = mhdr + bytes(_bytes(frame.payload, "payload")) + bytes(mic)
         if len(out) > MAX_PHY_SIZE:
-            raise FrameError("phy: %d bytes, a LoRa frame has at most %d" % (len(out), MAX_PHY_SIZE))
+            raise FrameError(
+                "phy: %d bytes, a LoRa frame has at most %d" % (len(out), MAX_PHY_SIZE)
+            )
         return out
     buf = _data_frame(
         mtype,
@@ -299,7 +309,18 @@ def encode(frame):
 
 
 def _data_frame(
-    mtype, major, dev_addr, fcnt, fport, payload_len, adr, adr_ack_req, ack, fpending, fopts, class_b
+    mtype,
+    major,
+    dev_addr,
+    fcnt,
+    fport,
+    payload_len,
+    adr,
+    adr_ack_req,
+    ack,
+    fpending,
+    fopts,
+    class_b,
 ):
     # Validates and lays out MHDR | FHDR | FPort, leaving room for FRMPayload and the MIC.
     _uint(mtype, "mtype", 7)
@@ -328,7 +349,9 @@ def _data_frame(
     if fport is not None:
         n += 1 + payload_len
     if n > MAX_PHY_SIZE:
-        raise FrameError("payload: frame would be %d bytes, a LoRa frame has at most %d" % (n, MAX_PHY_SIZE))
+        raise FrameError(
+            "payload: frame would be %d bytes, a LoRa frame has at most %d" % (n, MAX_PHY_SIZE)
+        )
     buf = bytearray(n)
     buf[0] = (mtype << 5) | major
     buf[1] = dev_addr & 0xFF
@@ -434,7 +457,18 @@ def build_data(
     """
     _bytes(payload, "payload")
     buf = _data_frame(
-        mtype, major, dev_addr, fcnt32, fport, len(payload), adr, adr_ack_req, ack, fpending, fopts, class_b
+        mtype,
+        major,
+        dev_addr,
+        fcnt32,
+        fport,
+        len(payload),
+        adr,
+        adr_ack_req,
+        ack,
+        fpending,
+        fopts,
+        class_b,
     )
     uplink = mtype % 2 == 0
     mic_cipher = _cipher(nwkskey, "nwkskey")
@@ -466,7 +500,10 @@ def _full_fcnt(frame, fcnt32):
         return frame.fcnt
     _u32(fcnt32, "fcnt32")
     if fcnt32 & 0xFFFF != frame.fcnt:
-        raise FrameError("fcnt32: low 16 bits 0x%04x differ from the frame's FCnt 0x%04x" % (fcnt32 & 0xFFFF, frame.fcnt))
+        raise FrameError(
+            "fcnt32: low 16 bits 0x%04x differ from the frame's FCnt 0x%04x"
+            % (fcnt32 & 0xFFFF, frame.fcnt)
+        )
     return fcnt32
 
 

@@ -161,7 +161,9 @@ def _field(cmd, name, field, minimum, maximum):
     if value is None:
         raise MacCommandError("%s.%s: missing" % (name, field))
     if not isinstance(value, int) or value < minimum or value > maximum:
-        raise MacCommandError("%s.%s: expected an int %d..%d, got %r" % (name, field, minimum, maximum, value))
+        raise MacCommandError(
+            "%s.%s: expected an int %d..%d, got %r" % (name, field, minimum, maximum, value)
+        )
     return value
 
 
@@ -189,7 +191,9 @@ def _lookup(cmd, uplink):
             if cid is not None and cid != known_cid:
                 raise MacCommandError("%s: cid %r does not match 0x%02x" % (name, cid, known_cid))
             return known_cid, name
-    raise MacCommandError("%s: not a MAC command in the %s direction" % (name, "uplink" if uplink else "downlink"))
+    raise MacCommandError(
+        "%s: not a MAC command in the %s direction" % (name, "uplink" if uplink else "downlink")
+    )
 
 
 def encode(commands, uplink):
@@ -214,15 +218,23 @@ def encode(commands, uplink):
             out.append(_field(cmd, name, "margin", 0, 255))
             out.append(_field(cmd, name, "gw_cnt", 0, 255))
         elif name == "LinkADRReq":
-            out.append((_field(cmd, name, "data_rate", 0, 15) << 4) | _field(cmd, name, "tx_power", 0, 15))
+            out.append(
+                (_field(cmd, name, "data_rate", 0, 15) << 4) | _field(cmd, name, "tx_power", 0, 15)
+            )
             mask = _field(cmd, name, "ch_mask", 0, 0xFFFF)
             out.append(mask & 0xFF)
             out.append(mask >> 8)
-            out.append((_field(cmd, name, "ch_mask_cntl", 0, 7) << 4) | _field(cmd, name, "nb_trans", 0, 15))
+            out.append(
+                (_field(cmd, name, "ch_mask_cntl", 0, 7) << 4)
+                | _field(cmd, name, "nb_trans", 0, 15)
+            )
         elif name == "DutyCycleReq":
             out.append(_field(cmd, name, "max_duty_cycle", 0, 15))
         elif name == "RXParamSetupReq":
-            out.append((_field(cmd, name, "rx1_dr_offset", 0, 7) << 4) | _field(cmd, name, "rx2_data_rate", 0, 15))
+            out.append(
+                (_field(cmd, name, "rx1_dr_offset", 0, 7) << 4)
+                | _field(cmd, name, "rx2_data_rate", 0, 15)
+            )
             out.extend(_freq_bytes(cmd, name))
         elif name == "DevStatusAns":
             out.append(_field(cmd, name, "battery", 0, 255))
@@ -230,7 +242,9 @@ def encode(commands, uplink):
         elif name == "NewChannelReq":
             out.append(_field(cmd, name, "ch_index", 0, 255))
             out.extend(_freq_bytes(cmd, name))
-            out.append((_field(cmd, name, "max_dr", 0, 15) << 4) | _field(cmd, name, "min_dr", 0, 15))
+            out.append(
+                (_field(cmd, name, "max_dr", 0, 15) << 4) | _field(cmd, name, "min_dr", 0, 15)
+            )
         elif name == "RXTimingSetupReq":
             out.append(_field(cmd, name, "delay", 0, 15))
         elif name == "TxParamSetupReq":

@@ -110,7 +110,9 @@ def decode_cflist(cflist):
         raise FrameError("cflist: expected 16 bytes")
     if cflist[15] != CFLIST_TYPE_FREQUENCIES:
         raise FrameError("cflist: CFListType %d, expected 0 (frequencies)" % cflist[15])
-    return [(cflist[i] | (cflist[i + 1] << 8) | (cflist[i + 2] << 16)) * 100 for i in range(0, 15, 3)]
+    return [
+        (cflist[i] | (cflist[i + 1] << 8) | (cflist[i + 2] << 16)) * 100 for i in range(0, 15, 3)
+    ]
 
 
 class JoinAccept:
@@ -139,7 +141,11 @@ class JoinAccept:
         self.mic = p[len(p) - 4 :]
 
     def __repr__(self):
-        return "<JoinAccept dev_addr=%08x net_id=%06x mic_valid=%s>" % (self.dev_addr, self.net_id, self.mic_valid)
+        return "<JoinAccept dev_addr=%08x net_id=%06x mic_valid=%s>" % (
+            self.dev_addr,
+            self.net_id,
+            self.mic_valid,
+        )
 
 
 def decrypt_join_accept(phy, appkey):
@@ -169,7 +175,15 @@ def decrypt_join_accept(phy, appkey):
 
 
 def build_join_accept(
-    appkey, join_nonce, net_id, dev_addr, rx1_dr_offset=0, rx2_dr=0, rx_delay=1, cflist=None, major=0
+    appkey,
+    join_nonce,
+    net_id,
+    dev_addr,
+    rx1_dr_offset=0,
+    rx2_dr=0,
+    rx_delay=1,
+    cflist=None,
+    major=0,
 ):
     """Server side: a complete, encrypted JoinAccept PHYPayload (17 bytes, 33 with a CFList).
 
@@ -184,7 +198,9 @@ def build_join_accept(
     _uint(rx2_dr, "rx2_dr", 15)
     _uint(rx_delay, "rx_delay", 15)
     _uint(major, "major", 3)
-    if cflist is not None and (not isinstance(cflist, (bytes, bytearray)) or len(cflist) != CFLIST_SIZE):
+    if cflist is not None and (
+        not isinstance(cflist, (bytes, bytearray)) or len(cflist) != CFLIST_SIZE
+    ):
         raise FrameError("cflist: expected None or 16 bytes")
     c = _cipher(appkey, "appkey")
     msg = (

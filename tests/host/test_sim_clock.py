@@ -16,7 +16,15 @@ def test_tasks_interleave_in_virtual_time_order():
     s.spawn(worker, "a", 300, 3)
     s.spawn(worker, "b", 200, 4)
     s.run()
-    assert log == [(200, "b"), (300, "a"), (400, "b"), (600, "a"), (600, "b"), (800, "b"), (900, "a")]
+    assert log == [
+        (200, "b"),
+        (300, "a"),
+        (400, "b"),
+        (600, "a"),
+        (600, "b"),
+        (800, "b"),
+        (900, "a"),
+    ]
 
 
 def test_run_until_stops_and_advances_clock():

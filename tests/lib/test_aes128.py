@@ -6,12 +6,36 @@ from testkit import h, hx, raises, vectors
 
 # FIPS-197 Appendix C.1 and Appendix B, then SP 800-38A F.1.1 (ECB-AES128), as (key, pt, ct).
 FIPS197 = [
-    ("000102030405060708090a0b0c0d0e0f", "00112233445566778899aabbccddeeff", "69c4e0d86a7b0430d8cdb78070b4c55a"),
-    ("2b7e151628aed2a6abf7158809cf4f3c", "3243f6a8885a308d313198a2e0370734", "3925841d02dc09fbdc118597196a0b32"),
-    ("2b7e151628aed2a6abf7158809cf4f3c", "6bc1bee22e409f96e93d7e117393172a", "3ad77bb40d7a3660a89ecaf32466ef97"),
-    ("2b7e151628aed2a6abf7158809cf4f3c", "ae2d8a571e03ac9c9eb76fac45af8e51", "f5d3d58503b9699de785895a96fdbaaf"),
-    ("2b7e151628aed2a6abf7158809cf4f3c", "30c81c46a35ce411e5fbc1191a0a52ef", "43b1cd7f598ece23881b00e3ed030688"),
-    ("2b7e151628aed2a6abf7158809cf4f3c", "f69f2445df4f9b17ad2b417be66c3710", "7b0c785e27e8ad3f8223207104725dd4"),
+    (
+        "000102030405060708090a0b0c0d0e0f",
+        "00112233445566778899aabbccddeeff",
+        "69c4e0d86a7b0430d8cdb78070b4c55a",
+    ),
+    (
+        "2b7e151628aed2a6abf7158809cf4f3c",
+        "3243f6a8885a308d313198a2e0370734",
+        "3925841d02dc09fbdc118597196a0b32",
+    ),
+    (
+        "2b7e151628aed2a6abf7158809cf4f3c",
+        "6bc1bee22e409f96e93d7e117393172a",
+        "3ad77bb40d7a3660a89ecaf32466ef97",
+    ),
+    (
+        "2b7e151628aed2a6abf7158809cf4f3c",
+        "ae2d8a571e03ac9c9eb76fac45af8e51",
+        "f5d3d58503b9699de785895a96fdbaaf",
+    ),
+    (
+        "2b7e151628aed2a6abf7158809cf4f3c",
+        "30c81c46a35ce411e5fbc1191a0a52ef",
+        "43b1cd7f598ece23881b00e3ed030688",
+    ),
+    (
+        "2b7e151628aed2a6abf7158809cf4f3c",
+        "f69f2445df4f9b17ad2b417be66c3710",
+        "7b0c785e27e8ad3f8223207104725dd4",
+    ),
 ]
 
 
@@ -111,7 +135,10 @@ def test_decrypt_inverts_encrypt():
         assert hx(aes128.pure_decrypt_block(h(key), h(ct))) == pt
     for i in range(5):
         data = _pseudo_random(100 + i, 32)
-        assert aes128.pure_decrypt_block(data[:16], aes128.encrypt_block(data[:16], data[16:])) == data[16:]
+        assert (
+            aes128.pure_decrypt_block(data[:16], aes128.encrypt_block(data[:16], data[16:]))
+            == data[16:]
+        )
 
 
 def test_wrong_key_sizes():

@@ -87,7 +87,9 @@ def test_fport0_payload_uses_nwkskey():
 
 def test_32bit_fcnt_in_mic_and_crypto():
     full = 0x0003FFFE
-    phy = lorawan.build_data(lorawan.MTYPE_CONFIRMED_UP, 0x26011234, full, NWK, APP, fport=5, payload=b"hello")
+    phy = lorawan.build_data(
+        lorawan.MTYPE_CONFIRMED_UP, 0x26011234, full, NWK, APP, fport=5, payload=b"hello"
+    )
     f = lorawan.decode(phy)
     assert f.fcnt == 0xFFFE
     assert not lorawan.verify_mic(f, NWK)
@@ -104,14 +106,23 @@ def test_direction_changes_mic_and_keystream():
     assert up[-4:] != down[-4:]
     assert lorawan.decrypt_frm_payload(down, NWK, APP) == b"abcdefgh"
     assert lorawan.verify_mic(down, NWK)
-    assert lorawan.crypt_frm_payload(APP, lorawan.decode(up).frm_payload, True, 0x11223344, 7) == b"abcdefgh"
+    assert (
+        lorawan.crypt_frm_payload(APP, lorawan.decode(up).frm_payload, True, 0x11223344, 7)
+        == b"abcdefgh"
+    )
 
 
 def test_build_decode_round_trip_all_data_mtypes():
     payload = bytes(range(40))
     for mtype in (2, 3, 4, 5):
         uplink = mtype % 2 == 0
-        for fport, fopts, body in ((None, b"", b""), (None, h("02"), b""), (1, h("0603"), payload), (0, b"", h("0603")), (224, b"", b"")):
+        for fport, fopts, body in (
+            (None, b"", b""),
+            (None, h("02"), b""),
+            (1, h("0603"), payload),
+            (0, b"", h("0603")),
+            (224, b"", b""),
+        ):
             phy = lorawan.build_data(
                 mtype,
                 0xFEDCBA98,
@@ -236,8 +247,38 @@ def test_build_errors():
     raises(FrameError, lorawan.build_data, 2, 1, 1 << 32, NWK, APP)
     raises(FrameError, lorawan.build_data, 2, 1, 1, NWK, APP, None, b"x")
     raises(FrameError, lorawan.build_data, 2, 1, 1, NWK, APP, 256, b"x")
-    raises(FrameError, lorawan.build_data, 2, 1, 1, NWK, APP, 0, b"x", False, False, False, False, b"\x02")
-    raises(FrameError, lorawan.build_data, 2, 1, 1, NWK, APP, 1, b"x", False, False, False, False, bytes(16))
+    raises(
+        FrameError,
+        lorawan.build_data,
+        2,
+        1,
+        1,
+        NWK,
+        APP,
+        0,
+        b"x",
+        False,
+        False,
+        False,
+        False,
+        b"\x02",
+    )
+    raises(
+        FrameError,
+        lorawan.build_data,
+        2,
+        1,
+        1,
+        NWK,
+        APP,
+        1,
+        b"x",
+        False,
+        False,
+        False,
+        False,
+        bytes(16),
+    )
     raises(FrameError, lorawan.build_data, 2, 1, 1, NWK, APP, 1, b"x", False, False, False, True)
     raises(FrameError, lorawan.build_data, 3, 1, 1, NWK, APP, 1, b"x", False, True)
     raises(FrameError, lorawan.build_data, 2, 1, 1, NWK, APP, 1, bytes(243))

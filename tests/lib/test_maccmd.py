@@ -11,26 +11,86 @@ CASES = [
     (
         False,
         "0351070001",
-        [{"cid": 3, "name": "LinkADRReq", "data_rate": 5, "tx_power": 1, "ch_mask": 7, "ch_mask_cntl": 0, "nb_trans": 1}],
+        [
+            {
+                "cid": 3,
+                "name": "LinkADRReq",
+                "data_rate": 5,
+                "tx_power": 1,
+                "ch_mask": 7,
+                "ch_mask_cntl": 0,
+                "nb_trans": 1,
+            }
+        ],
     ),
     (
         False,
         "030f0180 62".replace(" ", ""),
-        [{"cid": 3, "name": "LinkADRReq", "data_rate": 0, "tx_power": 15, "ch_mask": 0x8001, "ch_mask_cntl": 6, "nb_trans": 2}],
+        [
+            {
+                "cid": 3,
+                "name": "LinkADRReq",
+                "data_rate": 0,
+                "tx_power": 15,
+                "ch_mask": 0x8001,
+                "ch_mask_cntl": 6,
+                "nb_trans": 2,
+            }
+        ],
     ),
-    (True, "0307", [{"cid": 3, "name": "LinkADRAns", "power_ack": True, "data_rate_ack": True, "channel_mask_ack": True}]),
-    (True, "0302", [{"cid": 3, "name": "LinkADRAns", "power_ack": False, "data_rate_ack": True, "channel_mask_ack": False}]),
+    (
+        True,
+        "0307",
+        [
+            {
+                "cid": 3,
+                "name": "LinkADRAns",
+                "power_ack": True,
+                "data_rate_ack": True,
+                "channel_mask_ack": True,
+            }
+        ],
+    ),
+    (
+        True,
+        "0302",
+        [
+            {
+                "cid": 3,
+                "name": "LinkADRAns",
+                "power_ack": False,
+                "data_rate_ack": True,
+                "channel_mask_ack": False,
+            }
+        ],
+    ),
     (False, "0407", [{"cid": 4, "name": "DutyCycleReq", "max_duty_cycle": 7}]),
     (True, "04", [{"cid": 4, "name": "DutyCycleAns"}]),
     (
         False,
         "0513d2ad84",
-        [{"cid": 5, "name": "RXParamSetupReq", "rx1_dr_offset": 1, "rx2_data_rate": 3, "frequency": 869525000}],
+        [
+            {
+                "cid": 5,
+                "name": "RXParamSetupReq",
+                "rx1_dr_offset": 1,
+                "rx2_data_rate": 3,
+                "frequency": 869525000,
+            }
+        ],
     ),
     (
         True,
         "0505",
-        [{"cid": 5, "name": "RXParamSetupAns", "rx1_dr_offset_ack": True, "rx2_data_rate_ack": False, "channel_ack": True}],
+        [
+            {
+                "cid": 5,
+                "name": "RXParamSetupAns",
+                "rx1_dr_offset_ack": True,
+                "rx2_data_rate_ack": False,
+                "channel_ack": True,
+            }
+        ],
     ),
     (False, "06", [{"cid": 6, "name": "DevStatusReq"}]),
     (True, "06ff3b", [{"cid": 6, "name": "DevStatusAns", "battery": 255, "margin": -5}]),
@@ -38,24 +98,76 @@ CASES = [
     (
         False,
         "0703184f8450",
-        [{"cid": 7, "name": "NewChannelReq", "ch_index": 3, "frequency": 867100000, "min_dr": 0, "max_dr": 5}],
+        [
+            {
+                "cid": 7,
+                "name": "NewChannelReq",
+                "ch_index": 3,
+                "frequency": 867100000,
+                "min_dr": 0,
+                "max_dr": 5,
+            }
+        ],
     ),
     (
         False,
         "070400000000",
-        [{"cid": 7, "name": "NewChannelReq", "ch_index": 4, "frequency": 0, "min_dr": 0, "max_dr": 0}],
+        [
+            {
+                "cid": 7,
+                "name": "NewChannelReq",
+                "ch_index": 4,
+                "frequency": 0,
+                "min_dr": 0,
+                "max_dr": 0,
+            }
+        ],
     ),
-    (True, "0703", [{"cid": 7, "name": "NewChannelAns", "data_rate_range_ok": True, "channel_frequency_ok": True}]),
+    (
+        True,
+        "0703",
+        [
+            {
+                "cid": 7,
+                "name": "NewChannelAns",
+                "data_rate_range_ok": True,
+                "channel_frequency_ok": True,
+            }
+        ],
+    ),
     (False, "0801", [{"cid": 8, "name": "RXTimingSetupReq", "delay": 1}]),
     (True, "08", [{"cid": 8, "name": "RXTimingSetupAns"}]),
     (
         False,
         "093d",
-        [{"cid": 9, "name": "TxParamSetupReq", "downlink_dwell_time": True, "uplink_dwell_time": True, "max_eirp": 13}],
+        [
+            {
+                "cid": 9,
+                "name": "TxParamSetupReq",
+                "downlink_dwell_time": True,
+                "uplink_dwell_time": True,
+                "max_eirp": 13,
+            }
+        ],
     ),
     (True, "09", [{"cid": 9, "name": "TxParamSetupAns"}]),
-    (False, "0a00287684", [{"cid": 10, "name": "DlChannelReq", "ch_index": 0, "frequency": 868100000}]),
-    (True, "0a02", [{"cid": 10, "name": "DlChannelAns", "uplink_frequency_exists": True, "channel_frequency_ok": False}]),
+    (
+        False,
+        "0a00287684",
+        [{"cid": 10, "name": "DlChannelReq", "ch_index": 0, "frequency": 868100000}],
+    ),
+    (
+        True,
+        "0a02",
+        [
+            {
+                "cid": 10,
+                "name": "DlChannelAns",
+                "uplink_frequency_exists": True,
+                "channel_frequency_ok": False,
+            }
+        ],
+    ),
 ]
 
 
@@ -69,7 +181,9 @@ def test_encode_by_name_only_or_cid_only():
     assert hx(maccmd.encode([{"name": "LinkCheckReq"}], True)) == "02"
     assert hx(maccmd.encode([{"cid": 6}], False)) == "06"
     assert hx(maccmd.encode([{"cid": 3, "power_ack": True}], True)) == "0304"
-    assert hx(maccmd.encode([{"name": "DlChannelAns", "channel_frequency_ok": True}], True)) == "0a01"
+    assert (
+        hx(maccmd.encode([{"name": "DlChannelAns", "channel_frequency_ok": True}], True)) == "0a01"
+    )
 
 
 def test_concatenated_list_round_trip():
@@ -107,7 +221,13 @@ def test_unknown_cid():
 
 
 def test_truncated():
-    for uplink, wire in ((False, "0351"), (False, "05"), (False, "0703184f84"), (True, "06ff"), (True, "0203")):
+    for uplink, wire in (
+        (False, "0351"),
+        (False, "05"),
+        (False, "0703184f84"),
+        (True, "06ff"),
+        (True, "0203"),
+    ):
         exc = raises(MacCommandError, maccmd.decode, h(wire), uplink)
         assert "truncated" in str(exc)
 
@@ -123,10 +243,24 @@ def test_encode_errors():
     raises(MacCommandError, maccmd.encode, [{"cid": 5, "name": "DevStatusReq"}], False)
     raises(MacCommandError, maccmd.encode, ["LinkCheckReq"], True)
     raises(MacCommandError, maccmd.encode, [{"name": "LinkCheckAns", "margin": 3}], False)
-    raises(MacCommandError, maccmd.encode, [{"name": "LinkCheckAns", "margin": 256, "gw_cnt": 1}], False)
-    bad_adr = {"name": "LinkADRReq", "data_rate": 16, "tx_power": 0, "ch_mask": 1, "ch_mask_cntl": 0, "nb_trans": 1}
+    raises(
+        MacCommandError,
+        maccmd.encode,
+        [{"name": "LinkCheckAns", "margin": 256, "gw_cnt": 1}],
+        False,
+    )
+    bad_adr = {
+        "name": "LinkADRReq",
+        "data_rate": 16,
+        "tx_power": 0,
+        "ch_mask": 1,
+        "ch_mask_cntl": 0,
+        "nb_trans": 1,
+    }
     raises(MacCommandError, maccmd.encode, [bad_adr], False)
-    raises(MacCommandError, maccmd.encode, [{"name": "DevStatusAns", "battery": 1, "margin": 32}], True)
+    raises(
+        MacCommandError, maccmd.encode, [{"name": "DevStatusAns", "battery": 1, "margin": 32}], True
+    )
     exc = raises(
         MacCommandError,
         maccmd.encode,
@@ -134,7 +268,12 @@ def test_encode_errors():
         False,
     )
     assert "frequency" in str(exc)
-    raises(MacCommandError, maccmd.encode, [{"name": "DlChannelReq", "ch_index": 1, "frequency": 1677721600}], False)
+    raises(
+        MacCommandError,
+        maccmd.encode,
+        [{"name": "DlChannelReq", "ch_index": 1, "frequency": 1677721600}],
+        False,
+    )
     raises(MacCommandError, maccmd.decode, "0302", True)
 
 

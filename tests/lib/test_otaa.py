@@ -24,7 +24,9 @@ def test_join_request_vectors():
         assert otaa.verify_join_request(f, h(v["appkey"]))
         assert otaa.verify_join_request(h(v["phy"]), h(v["appkey"]))
         assert not otaa.verify_join_request(f, bytes(16))
-        phy = otaa.build_join_request(h(e["join_eui"]), h(e["dev_eui"]), int(e["dev_nonce"], 16), h(v["appkey"]))
+        phy = otaa.build_join_request(
+            h(e["join_eui"]), h(e["dev_eui"]), int(e["dev_nonce"], 16), h(v["appkey"])
+        )
         assert hx(phy) == v["phy"], v["name"]
 
 
@@ -114,7 +116,9 @@ def test_join_then_data_frame_end_to_end():
     assert otaa.verify_join_request(req, appkey)
     accept = otaa.build_join_accept(appkey, 0x000001, 0x000013, 0x26000001)
     ja = otaa.decrypt_join_accept(accept, appkey)
-    nwk, app = otaa.derive_session_keys(appkey, ja.join_nonce, ja.net_id, lorawan.decode(req).dev_nonce)
+    nwk, app = otaa.derive_session_keys(
+        appkey, ja.join_nonce, ja.net_id, lorawan.decode(req).dev_nonce
+    )
     phy = lorawan.build_data(2, ja.dev_addr, 0, nwk, app, fport=1, payload=b"kWh")
     assert lorawan.verify_mic(phy, nwk)
     assert lorawan.decrypt_frm_payload(phy, nwk, app) == b"kWh"

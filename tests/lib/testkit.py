@@ -51,4 +51,6 @@ def raises(exc_type, func, *args, **kwargs):
         func(*args, **kwargs)
     except exc_type as exc:
         return exc
-    raise AssertionError("%s not raised by %s" % (exc_type.__name__, getattr(func, "__name__", func)))
+    raise AssertionError(
+        "%s not raised by %s" % (exc_type.__name__, getattr(func, "__name__", func))
+    )

@@ -1,5 +1,6 @@
 """Counts pulses on P10 (falling edges) and ticks of a periodic alarm; a pulse on P11 makes a
 handler raise, which kills the IRQs thread for good."""
+
 import time
 
 from machine import Pin, Timer

@@ -1,4 +1,5 @@
 """Bumps a module-level counter twice and shows it: each board must see its own module."""
+
 import sys
 
 import counter

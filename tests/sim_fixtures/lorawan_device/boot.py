@@ -1,4 +1,5 @@
 """Boot: no heartbeat LED, so the console shows only what main.py prints."""
+
 import pycom
 
 pycom.heartbeat(False)

@@ -5,6 +5,7 @@ nano gateway), send an unconfirmed uplink, on the
 first wake also a too-big payload and a confirmed uplink, read any downlink, check the frame
 counter against its own copy in NVS, save the session, deep-sleep. Prints one line per step.
 """
+
 import socket
 import time
 

@@ -1,4 +1,5 @@
 """Wakes, counts wakes in NVS and RTC memory, reports causes, deep-sleeps for config period."""
+
 import machine
 import pycom
 import ram

@@ -1,4 +1,5 @@
 """Joins WiFi, sends "ping N" to the echo server and prints what comes back (or a timeout)."""
+
 import time
 
 import usocket

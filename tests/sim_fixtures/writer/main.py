@@ -1,4 +1,5 @@
 """Rewrites /flash/state.json atomically (temp file, then rename) forever, slowly."""
+
 import os
 import time
 

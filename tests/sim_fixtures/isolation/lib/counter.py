@@ -1,4 +1,5 @@
 """A module with state: never shared between boards."""
+
 _count = 0
 
 

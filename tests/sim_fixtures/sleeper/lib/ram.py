@@ -1,4 +1,5 @@
 """RAM state: lost on every reboot."""
+
 touched = 0
 
 
