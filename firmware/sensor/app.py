@@ -40,6 +40,7 @@ PERSIST_PULSES = const(10)  # NVS copy of an S0 index at least every this many p
 DUE_PERSIST_MS = const(60000)  # NVS copy of the time left until the next reading this often
 LOOP_MAX_MS = const(5000)  # awake: longest pause between loop passes
 TIC_LOOP_MS = const(2000)  # ... with a TIC input (its UART buffer holds 4 s at 9600 baud)
+SPREAD_MAX_MS = const(30000)  # a report moves randomly by up to a tenth of the interval, <= this
 DWELL_MS = const(2000)  # deep sleep: awake time after the last pulse before sleeping again
 TAMPER_HOLD_MS = 60000  # an S0 line held active this long is a tamper (short, magnet, cut wire)
 TIC_MISSING_MS = 120000  # no good TIC frame for this long: tic_missing (a Linky sends ~1/s)
@@ -199,6 +200,7 @@ class Sensor:
         self.uplink_after = now
         self.next_reading_ms = now + interval
         self.last_reading_ms = now
+        self.shift_ms = 0
         self.due_saved_ms = now
         self.slept_ms = 0
         if state is not None:
@@ -228,6 +230,7 @@ class Sensor:
             self.reading_index = st["ri"]
         self.next_reading_ms = st["nr"]
         self.last_reading_ms = st["lr"]
+        self.shift_ms = st["sh"]
         self.due_saved_ms = st["dw"]
         self.last_pulse_ms = st["lp"]
         self.streak = st["sk"]
@@ -261,6 +264,7 @@ class Sensor:
             "ri": self.reading_index,
             "nr": self.next_reading_ms,
             "lr": self.last_reading_ms,
+            "sh": self.shift_ms,
             "dw": self.due_saved_ms,
             "lp": self.last_pulse_ms,
             "sk": self.streak,
@@ -374,11 +378,29 @@ class Sensor:
                 self._flag(None, _FLAG_LOW_BATTERY_BIT, False)
         self.last_reading_ms = now
         interval = settings.interval_s * 1000
-        self.next_reading_ms += interval
+        # Sensors powered on together (a building's power restored) would otherwise send in the
+        # same instant every interval, for ever. Awake, the report waits a random delay; in deep
+        # sleep a second wake would cost more than the reading's own: the next reading moves
+        # within its slot instead (the schedule keeps its period).
+        spread = self._spread_ms(interval)
+        if self.deep_sleep:
+            self.next_reading_ms += interval + spread - self.shift_ms
+            self.shift_ms = spread
+        else:
+            self.next_reading_ms += interval
+            if not self._alarms_pending() and self.uplink_after < now + spread:
+                self.uplink_after = now + spread
         if self.next_reading_ms <= now:
             self.next_reading_ms = now + interval
         self.persist_due(now)
         gc.collect()
+
+    @staticmethod
+    def _spread_ms(interval):
+        window = interval // 10
+        if window > SPREAD_MAX_MS:
+            window = SPREAD_MAX_MS
+        return machine.rng() % window if window > 0 else 0
 
     def check_alarms(self, now):
         """Alarms that depend on time rather than on a reading: no pulses, tamper, no TIC."""

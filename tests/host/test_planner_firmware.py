@@ -1,6 +1,8 @@
 """The planner's firmware engine: the real images in the simulator against the model, the CLI."""
 
 import json
+import re
+from pathlib import Path
 
 import airtime
 import numpy as np
@@ -10,6 +12,8 @@ from openenergy.cli import main
 from openenergy.planner import firmware_engine as fe
 from openenergy.planner import model
 from openenergy.sim.radio import max_range_m
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings(interval_s=60.0, sf=7, payload=21, **extra):
@@ -113,14 +117,15 @@ def test_cli_default_engine_end_to_end(capsys, tmp_path):
     out, err = capsys.readouterr()
     assert (code, err) == (0, "")
     assert "(firmware engine)" in out and "model, same sensors" in out
-    assert "note: the sensor image reports on a fixed period" in out
+    assert "note: each row is one building" in out
     assert "one gateway serves" in out.strip().splitlines()[-1]
     entries = json.loads(out_json.read_text())
     assert [e["sensors"] for e in entries] == [5, 10]
     for e in entries:
         assert 0.9 <= e["der"] <= 1.0 and e["engine"] == "firmware"
         assert e["traffic"] == "periodic" and e["history"] == 4
-        assert e["sent"] == 60 * e["sensors"] and e["joined"] == e["sensors"]
+        # one report a minute, each after a random delay: 59..61 frames start in the hour
+        assert abs(e["sent"] - 60 * e["sensors"]) <= e["sensors"] and e["joined"] == e["sensors"]
         assert e["join_frames"] == 0 and e["downlinks"] == 0
 
 
@@ -151,19 +156,29 @@ def runs():
 @pytest.mark.parametrize("sensors", LOADS)
 def test_firmware_engine_agrees_with_the_model(runs, sensors):
     r = runs[sensors]
-    assert r["joined"] == sensors and r["sent"] == 60 * sensors
-    assert r["join_frames"] == 0 and r["downlinks"] == 0 and r["not_forwarded"] == 0
-    assert r["phy_lens"] == [34] and r["power_dbm"] == 13.0
+    assert r["joined"] == sensors and abs(r["sent"] - 60 * sensors) <= sensors
+    # the window is data traffic: a sensor whose reports keep colliding may re-join (its
+    # backlog asks for an ACK that never comes), a few frames in thousands
+    assert r["join_frames"] + r["downlinks"] <= 0.001 * r["sent"] and r["not_forwarded"] == 0
+    assert 34 in r["phy_lens"] and r["power_dbm"] == 13.0  # routine reports (+ a few drains)
     # the model on the building that ran: same positions, the phases the frames show
     assert abs(r["der"] - r["model_der"]) <= 0.03
-    # ... and the model over buildings: strictly periodic sensors keep their collisions, so one
-    # building's DER spreads around the mean (std about 0.05 at one report a minute, SF7)
+    # ... and the model over buildings of such sensors (periodic, the image's random delay)
     sc = fe.model_scenario(fe.prepare(settings(interval_s=60.0)), sensors)
+    assert sc.jitter == pytest.approx(0.05)  # a 6 s spread at one report a minute
     draws = [model.simulate(sc, k, model.deployment(sc, k)).der for k in range(100, 300)]
-    assert abs(np.mean(draws) - r["model_mean_der"]) < 0.015  # periodic and Poisson: same mean
-    assert abs(r["der"] - np.mean(draws)) <= max(3.5 * np.std(draws), 0.03)
+    assert abs(r["der"] - np.mean(draws)) <= 0.03
     low, high = r["model_der_range"]
     assert low < np.mean(draws) < high
+
+
+def test_report_spread_is_the_images():
+    source = (ROOT / "firmware" / "sensor" / "app.py").read_text()
+    assert re.search(r"^SPREAD_MAX_MS = const\((\d+)\)", source, re.M).group(1) == "%d" % (
+        fe.REPORT_SPREAD_MAX_S * 1000
+    )
+    assert "window = interval // %d" % round(1 / fe.REPORT_SPREAD_FRACTION) in source
+    assert fe.report_spread_s(60) == 6.0 and fe.report_spread_s(900) == 30.0
 
 
 @pytest.mark.slow

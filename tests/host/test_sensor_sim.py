@@ -12,6 +12,7 @@ import linky
 import meterpayload
 import pytest
 from openenergy import images
+from openenergy.sim.board import RTC_WAKE
 from openenergy.sim.lns import LnsTask, NetworkServer
 from openenergy.sim.world import World
 
@@ -205,14 +206,22 @@ def test_power_cuts_lose_no_reading_and_replay_no_frame_counter(rig_factory):
 
 def test_deep_sleep_counts_pulses_by_pin_wake(rig_factory):
     rig = rig_factory(deep_sleep=True)
+    timer_boots = []  # a timer wake boots like any wake: a pulse during that boot is not seen
+    rig.sensor.on_boot.append(
+        lambda b: b.session.wake_reason == RTC_WAKE and timer_boots.append(b.scheduler.now_us())
+    )
     for k in range(150):  # one pulse every 12 s for 30 minutes
         rig.pulse_train(5 * S + k * 12 * S, 1)
     rig.run(31 * MIN)
     got = rig.readings()
     last = max(got)
     assert last >= 29 and contiguous(got, last) == []
-    # reading k after about k minutes: 5 pulses a minute, none lost to sleep
-    assert abs(got[last] - 5 * last) <= 1
+    # reading k after about k minutes: 5 pulses a minute; lost only those that started while a
+    # timer wake booted (docs/sensor.md: the bound of deep sleep), none to sleeping itself
+    boot_us = rig.world.boot_time_us
+    blind = [p for p in rig.pulses if any(t - boot_us <= p <= t for t in timer_boots)]
+    lost = 5 * last - got[last]
+    assert 0 <= lost <= len(blind) + 1, (lost, blind)
     assert rig.sensor.stats["deepsleeps"] >= 150  # a wake per pulse and per reading
     assert rig.nvs("oe_boot") == 1  # wakes are not boots
     assert rig.device()["fcnt_replays"] == 0

@@ -984,11 +984,13 @@ def test_outage_readings_drained_after_the_link_returns(env):
     env.lora.accept_join = True
     run_for(env, s, 90 * 60000, pulses_per_step=1)
     got = server_readings(env.lora)
-    missing = [seq for seq in range(1, s.seq + 1) if seq not in got]
+    # the newest reading may still wait its random spread (at most a tenth of the interval)
+    assert s.seq - s.reported <= 1
+    missing = [seq for seq in range(1, s.reported + 1) if seq not in got]
     assert missing == []
     assert s.seq - s.acked <= s._window()
     # the readings the server rebuilt match the meter's pulses (one per 5 s step, 12 a minute)
-    assert got[s.seq] == s.indexes[0] or s.reported < s.seq
+    assert s.reported < s.seq or got[s.seq] == s.indexes[0]
     seqs = [f[3] for f in env.lora.sent]
     sessions = env.pycom.nvs["oe_ses"]
     assert sessions >= 2  # the lost link led to a re-join

@@ -299,10 +299,9 @@ def run(args):
         last = records[-1]
         low, high = last["model_der_range"]
         print(
-            "note: the sensor image reports on a fixed period, so sensors that collide once "
-            f"keep colliding: each row is one building (at {last['sensors']} sensors the model "
-            f"puts 90 % of buildings between {low * 100:.1f} % and {high * 100:.1f} %; "
-            "--model gives the average)."
+            "note: each row is one building (where its sensors stand, when they were switched "
+            f"on); at {last['sensors']} sensors the model puts 90 % of buildings between "
+            f"{low * 100:.1f} % and {high * 100:.1f} %; --model gives the average."
         )
     print(report.answer_sentence(settings, cap99, cap90))
     if args.json:

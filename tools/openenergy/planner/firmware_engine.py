@@ -61,6 +61,10 @@ JOIN_SPREAD = 1.5
 WARMUP_EXTRA_INTERVALS = 20  # at most this many more intervals for late joiners
 SETTLE_S = 10.0  # run past the window so its last frames end, are forwarded and answered
 SPREAD_DRAWS = 100  # model buildings behind model_der_range
+# firmware/sensor/app.py: each report waits a random delay of up to a tenth of the interval, at
+# most SPREAD_MAX_MS (30 s); a test checks these against the image's source
+REPORT_SPREAD_FRACTION = 0.1
+REPORT_SPREAD_MAX_S = 30.0
 NO_CAPTURE_DB = 1000.0  # --no-capture: no frame is ever 1000 dB stronger than another
 SENSOR_S0 = [{"pin": "P10", "pull": "up"}]  # one S0 input, no meter wired: no pulses to simulate
 _PAYLOAD_BASE = meterpayload.report_size([0])  # one S0 channel, no delta: 13 bytes
@@ -115,7 +119,7 @@ def prepare(settings):
     s["history"] = history_for_payload(s["payload"], dr)
     s["confirmed"] = "always" if ratio else "never"
     s["interval_s"] = float(int(interval))
-    s["traffic"] = model.PERIODIC  # the image reads and reports on a fixed period
+    s["traffic"] = model.PERIODIC  # the image reads on a fixed period, reports after a random delay
     s["power_dbm"] = SENSOR_TX_DBM
     if s.get("radius_m") is None:
         s["radius_m"] = model_scenario(s, 1).disc_radius_m()
@@ -126,8 +130,15 @@ def prepare(settings):
     return s
 
 
+def report_spread_s(interval_s):
+    """The width of the sensor image's random delay before a report (uniform over it)."""
+    return min(REPORT_SPREAD_FRACTION * interval_s, REPORT_SPREAD_MAX_S)
+
+
 def model_scenario(settings, sensors):
-    """The model Scenario of a firmware run: periodic frames without jitter, the sensor's power."""
+    """The model Scenario of a firmware run: periodic frames, each moved by the image's random
+    report delay (uniform over report_spread_s: ± half of it around the phase), the sensor's
+    power."""
     return model.Scenario(
         sensors=sensors,
         interval_s=settings["interval_s"],
@@ -140,7 +151,7 @@ def model_scenario(settings, sensors):
         gateways=settings["gateways"],
         capture=settings["capture"],
         traffic=model.PERIODIC,
-        jitter=0.0,
+        jitter=report_spread_s(settings["interval_s"]) / 2.0 / settings["interval_s"],
         downlink_ratio=settings.get("downlink_ratio", 0.0),
         duration_s=settings.get("measure_s", MEASURE_S),
     )
