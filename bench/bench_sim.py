@@ -126,7 +126,7 @@ def main():
     print("    reproduce: .venv/bin/openenergy plan --model --sensors 100,1000 --interval 15m")
     print()
 
-    duration = "2h" if quick else "1d"
+    duration = "2h" if quick else "6h"
     sc = scenario.load(SCENARIO, duration=duration)
     boards = len(sc.boards())
     started = time.perf_counter()
