@@ -53,6 +53,8 @@ BATTERY_PIN = "P16"  # Pycom expansion board 3.x: battery through a 1 M / 1 M di
 BATTERY_DIVIDER = const(2)
 LOW_BATTERY_HYSTERESIS_MV = const(100)
 WDT_MS = 60000
+NO_CONFIG_AWAKE_MS = 600000  # no configuration: reachable over USB this long after a reset
+NO_CONFIG_SLEEP_MS = 3600000
 BACKLOG_PATH = "/flash/oe_backlog.bin"
 OVERRIDES_PATH = "/flash/oe_over.json"
 
@@ -870,6 +872,28 @@ class Sensor:
             self.run_awake()
 
 
+def no_configuration(log):
+    """No usable configuration: flash the LED code and deep-sleep for an hour. After a power-on
+    or a reset (a technician at the board) stay awake NO_CONFIG_AWAKE_MS first, so that
+    `openenergy flash` and `board info` reach it over USB; after a timer wake, sleep again."""
+    import leds
+
+    led = leds.Leds(pycom, True)
+    awake = NO_CONFIG_AWAKE_MS if machine.reset_cause() != machine.DEEPSLEEP_RESET else 0
+    log.error(
+        "no usable configuration: write one with `openenergy flash sensor --config FILE`;"
+        " deep sleep in %d s",
+        awake // 1000,
+    )
+    end = utime.ticks_add(utime.ticks_ms(), awake)
+    while True:
+        led.config_error()
+        if utime.ticks_diff(end, utime.ticks_ms()) <= 0:
+            break
+        utime.sleep_ms(1000)
+    machine.deepsleep(NO_CONFIG_SLEEP_MS)
+
+
 def main():
     """Entry point (main.py): load the configuration and run; never leaves the board dead."""
     log = oelog.get("sensor")
@@ -877,10 +901,7 @@ def main():
         config = devconfig.load()
     except devconfig.ConfigError as exc:
         log.exc(exc, "configuration")
-        import leds
-
-        leds.Leds(pycom, True).config_error()
-        machine.deepsleep(3600000)
+        no_configuration(log)
         return
     oelog.configure(level=config["log_level"])
     for secret in devconfig.secrets(config):

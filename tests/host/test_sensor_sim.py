@@ -335,3 +335,21 @@ def test_power_cut_soon_after_a_restore_keeps_the_session(rig_factory):
     dev = rig.device()
     assert dev["joins"] == 1 and dev["fcnt_replays"] == 0
     assert "refused" not in rig.sensor.console_text()
+
+
+def test_without_configuration_it_stays_reachable_after_a_reset_then_sleeps():
+    world = World(seed=3)
+    board = world.add_board("meter", image("sensor"), position=(0, 0))
+    board.install_files({"/flash/config.json": b'{"image": "sensor", "dev_eui": "XYZ"}'})
+    world.run(until_us=5 * MIN)
+    assert board.alive and not board.asleep  # a technician can reach it over USB
+    assert board.stats["deepsleeps"] == 0
+    lines = [line for _, line in board.console]
+    assert any("dev_eui" in line for line in lines)  # the field at fault, on the console
+    assert any("no usable configuration" in line and "600 s" in line for line in lines)
+    world.run(until_us=11 * MIN)
+    assert board.stats["deepsleeps"] == 1  # after 10 minutes: an hour of deep sleep
+    world.run(until_us=72 * MIN)
+    # the timer wake sleeps again at once: no one pressed reset
+    assert board.stats["deepsleeps"] == 2 and board.stats["boots"] == 2
+    assert board.crashes == []
