@@ -620,27 +620,26 @@ class SoftMac:
         for entry in answers:
             total += len(entry[0])
         if port is None and total > _FOPTS_MAX:
-            out = bytearray()
-            keep = []
-            for entry in answers:
-                if len(out) + len(entry[0]) <= room:
-                    out.extend(entry[0])
-                    entry[2] = True
-                    if entry[1]:
-                        keep.append(entry)
-                else:
-                    keep.append(entry)
-            self._answers = keep
-            return 0, bytes(out), 0
+            return 0, b"".join(self._answers_fitting(room)), 0
         limit = room - len(payload)
         if limit > _FOPTS_MAX:
             limit = _FOPTS_MAX
         used = 0
+        for data in self._answers_fitting(limit):
+            self._fopts[used : used + len(data)] = data
+            used += len(data)
+        return port, payload, used
+
+    def _answers_fitting(self, limit):
+        """The queued MAC answers that fit in limit bytes, in order, marked as sent; the queue
+        keeps the sticky ones and those that did not fit."""
+        taken = []
+        used = 0
         keep = []
-        for entry in answers:
+        for entry in self._answers:
             data = entry[0]
             if used + len(data) <= limit:
-                self._fopts[used : used + len(data)] = data
+                taken.append(data)
                 used += len(data)
                 entry[2] = True
                 if entry[1]:
@@ -648,7 +647,7 @@ class SoftMac:
             else:
                 keep.append(entry)
         self._answers = keep
-        return port, payload, used
+        return taken
 
     def uplink(self, port, payload, confirmed, now_ms, dr=None):
         """Build an uplink (section 4) -> TxPlan for its first transmission.

@@ -480,8 +480,11 @@ class Medium:
         self.radios = []
         self.radio_loss = 0.0
         self.corruption_hook = None
-        self.counts = {}
+        self.counts = {}  # outcome -> arrivals
         self.frames = 0
+        self.sent = {}  # radio name -> frames it sent
+        self.received = {}  # radio name -> frames it received
+        self.frame_hooks = []  # hook(transmission) at the end of every frame, outcomes known
         self._next_radio_id = 0
         self._next_tx_id = 0
         self._listeners = {}  # (sf, bw) -> {freq: {radio: None}}
@@ -866,8 +869,16 @@ class Medium:
     def _account(self, tx):
         self.frames += 1
         counts = self.counts
+        received = self.received
         for arrival in tx.arrivals:
             counts[arrival.outcome] = counts.get(arrival.outcome, 0) + 1
+            if arrival.outcome == "received":
+                name = arrival.radio.name
+                received[name] = received.get(name, 0) + 1
+        name = tx.radio.name
+        self.sent[name] = self.sent.get(name, 0) + 1
+        for hook in self.frame_hooks:
+            hook(tx)
         trace = self.trace
         if trace is None or not getattr(trace, "enabled", True):
             return

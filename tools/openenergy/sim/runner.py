@@ -113,29 +113,6 @@ def _copy(value):
     return copy.deepcopy(value)
 
 
-class _TallyMedium(Medium):
-    """The radio medium, counting per radio what it sent and what it received; frame_hooks are
-    called with each Transmission at its end (its arrivals carry their outcomes)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.sent = {}
-        self.received = {}
-        self.frame_hooks = []
-
-    def _account(self, tx):
-        super()._account(tx)
-        for hook in self.frame_hooks:
-            hook(tx)
-        name = tx.radio.name
-        self.sent[name] = self.sent.get(name, 0) + 1
-        received = self.received
-        for arrival in tx.arrivals:
-            if arrival.outcome == "received":
-                key = arrival.radio.name
-                received[key] = received.get(key, 0) + 1
-
-
 class _WatchedNvs(dict):
     """A board's NVS that tells the runner when a key it watches is written."""
 
@@ -383,9 +360,7 @@ class Runner:
         sc = self.scenario
         params = MediumParams.from_mapping(sc.radio)
         trace = world.trace if world.trace.enabled else None
-        self.medium = _TallyMedium(
-            world.scheduler, random.Random("radio:%s" % (sc.seed,)), trace, params
-        )
+        self.medium = Medium(world.scheduler, random.Random("radio:%s" % (sc.seed,)), trace, params)
         world.medium = self.medium
         networks = {SIM_SSID: self.wifi_password}
         for plan in self.plans:
